@@ -1,0 +1,361 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/outpost-edge/outpost/storage/internal/codec"
+)
+
+// dropChunk bounds the records one limit transaction removes, so that a huge
+// backlog is trimmed in steps instead of one long transaction.
+const dropChunk = 10000
+
+// dropHead removes records from the head of the log while more(record, seq)
+// holds, counting each as dropped for reason. A damaged record at the head
+// is dropped as corrupt.
+func dropHead(tx *bolt.Tx, st *state, reason string, more func(rec []byte, seq int64) bool) error {
+	var keys [][]byte
+	damaged := false
+	c := tx.Bucket(logBucket).Cursor()
+	for k, v := c.First(); k != nil && len(keys) < dropChunk; k, v = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		r := reason
+		if codec.Verify(v) != nil {
+			r = ReasonCorrupt
+			damaged = true
+		} else if !more(v, int64(seq)) {
+			break
+		} else {
+			st.forget(codec.Bridges(v), seq)
+		}
+		st.dropped[reasonIndex(r)]++
+		st.count--
+		st.bytes -= uint64(len(k) + len(v))
+		keys = append(keys, k)
+	}
+	if err := deleteKeys(tx, keys); err != nil {
+		return err
+	}
+	if damaged {
+		return recount(tx, st)
+	}
+	return nil
+}
+
+// recount recomputes every bridge's pending count from the log. A damaged
+// record's bridge mask cannot be trusted, so after dropping one the counts
+// are rebuilt; damage is rare enough for a full scan.
+func recount(tx *bolt.Tx, st *state) error {
+	for i := range st.bridges {
+		st.bridges[i].pending = 0
+	}
+	return tx.Bucket(logBucket).ForEach(func(k, v []byte) error {
+		if codec.Verify(v) != nil {
+			return nil
+		}
+		seq := binary.BigEndian.Uint64(k)
+		for m := codec.Bridges(v); m != 0; m &= m - 1 {
+			if b := &st.bridges[bits.TrailingZeros64(m)]; b.name != "" && b.pos < seq {
+				b.pending++
+			}
+		}
+		return nil
+	})
+}
+
+// deleteKeys deletes after iterating: bbolt cursors skip keys when their
+// bucket changes under them.
+func deleteKeys(tx *bolt.Tx, keys [][]byte) error {
+	b := tx.Bucket(logBucket)
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// evict drops at least n of the oldest messages and enough to free bytes,
+// in its own transaction (used when the disk is full).
+func (q *Queue) evict(n, bytes int64) error {
+	return q.update(func(tx *bolt.Tx, st *state) error {
+		freed, dropped := int64(0), int64(0)
+		return dropHead(tx, st, ReasonQueueFull, func(rec []byte, _ int64) bool {
+			if dropped >= n && freed >= bytes {
+				return false
+			}
+			dropped++
+			freed += int64(len(rec) + 8)
+			return true
+		})
+	})
+}
+
+// trimAge drops messages older than MaxAge, a chunk per transaction.
+func (q *Queue) trimAge() error {
+	cutoff := q.now().Add(-q.opts.MaxAge).UnixMilli()
+	for {
+		var n int
+		err := q.update(func(tx *bolt.Tx, st *state) error {
+			before := st.count
+			err := dropHead(tx, st, ReasonMaxAge, func(rec []byte, _ int64) bool {
+				return codec.ReceivedAt(rec) < cutoff
+			})
+			n = int(before - st.count)
+			return err
+		})
+		if err != nil || n < dropChunk {
+			if n > 0 {
+				q.log.Warn("dropped messages older than queue.max_age", "messages", n, "max_age", q.opts.MaxAge)
+			}
+			return err
+		}
+	}
+}
+
+// janitor applies MaxAge periodically.
+func (q *Queue) janitor() {
+	every := min(max(q.opts.MaxAge/100, time.Second), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := q.trimAge(); err != nil {
+			q.log.Error("applying queue.max_age", "error", err)
+		}
+		select {
+		case <-t.C:
+		case <-q.closing:
+			return
+		}
+	}
+}
+
+// Bridge is one bridge's view of the queue: its position and the messages
+// after it that it must forward.
+type Bridge struct {
+	q    *Queue
+	name string
+	bit  int
+}
+
+// Bridge returns the handle of a bridge named in Options.Bridges.
+func (q *Queue) Bridge(name string) (*Bridge, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.st.bridges {
+		if q.st.bridges[i].name == name {
+			return &Bridge{q: q, name: name, bit: i}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownBridge, name)
+}
+
+// Mask is the bit that marks a message for this bridge.
+func (b *Bridge) Mask() uint64 { return 1 << b.bit }
+
+// Name is the bridge's name.
+func (b *Bridge) Name() string { return b.name }
+
+// Position is the durable position: every message for this bridge with a
+// sequence number up to it has been acknowledged.
+func (b *Bridge) Position() uint64 {
+	b.q.mu.Lock()
+	defer b.q.mu.Unlock()
+	return b.q.st.bridges[b.bit].pos
+}
+
+// Pending is the number of messages waiting for this bridge.
+func (b *Bridge) Pending() uint64 {
+	b.q.mu.Lock()
+	defer b.q.mu.Unlock()
+	return b.q.st.bridges[b.bit].pending
+}
+
+// Read returns, in order, up to max messages for this bridge with sequence
+// numbers above after, stopping once maxBytes of payload are gathered (at
+// least one message is returned). next is the last sequence number
+// examined: records up to it that are not for this bridge can be skipped
+// with Ack(next) once the returned messages are acknowledged. A damaged
+// record is dropped (counted as corrupt) and skipped.
+func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
+	next = after
+	scanLimit := max * 16 // bound the work spent skipping other bridges' records
+	var bad []uint64
+	err = b.q.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(logBucket).Cursor()
+		size := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
+			scanLimit--
+			seq := binary.BigEndian.Uint64(k)
+			if codec.Verify(v) != nil {
+				bad = append(bad, seq)
+				next = seq
+				continue
+			}
+			if codec.Bridges(v)&(1<<b.bit) == 0 {
+				next = seq
+				continue
+			}
+			if len(msgs) > 0 && size+len(v) > maxBytes {
+				break
+			}
+			var r codec.Record
+			if err := codec.Decode(v, &r); err != nil {
+				bad = append(bad, seq)
+				next = seq
+				continue
+			}
+			size += len(r.Payload)
+			msgs = append(msgs, message(seq, &r))
+			next = seq
+		}
+		return nil
+	})
+	if err == nil && len(bad) > 0 {
+		err = b.q.dropCorrupt(bad)
+	}
+	return msgs, next, err
+}
+
+// Ack records that the bridge is done with every message up to seq. Each
+// such message that no other bridge still needs is deleted, in the same
+// transaction that moves the position.
+func (b *Bridge) Ack(seq uint64) error {
+	return b.q.update(func(tx *bolt.Tx, st *state) error {
+		bs := &st.bridges[b.bit]
+		if seq <= bs.pos {
+			return nil
+		}
+		if seq > st.seq {
+			return fmt.Errorf("storage: ack of %d beyond the last sequence number %d", seq, st.seq)
+		}
+		from := bs.pos
+		bs.pos = seq
+		var del [][]byte
+		c := tx.Bucket(logBucket).Cursor()
+		for k, v := c.Seek(seqKey(from + 1)); k != nil; k, v = c.Next() {
+			s := binary.BigEndian.Uint64(k)
+			if s > seq {
+				break
+			}
+			if codec.Verify(v) != nil {
+				continue // Read drops it
+			}
+			mask := codec.Bridges(v)
+			if mask&(1<<b.bit) != 0 && bs.pending > 0 {
+				bs.pending--
+			}
+			if st.done(mask, s) {
+				del = append(del, k)
+				st.count--
+				st.bytes -= uint64(len(k) + len(v))
+			}
+		}
+		return deleteKeys(tx, del)
+	})
+}
+
+func (q *Queue) dropCorrupt(seqs []uint64) error {
+	q.log.Error("dropping damaged queue records", "messages", len(seqs), "first_seq", seqs[0])
+	return q.update(func(tx *bolt.Tx, st *state) error {
+		lb := tx.Bucket(logBucket)
+		for _, s := range seqs {
+			k := seqKey(s)
+			v := lb.Get(k)
+			if v == nil {
+				continue
+			}
+			st.dropped[reasonIndex(ReasonCorrupt)]++
+			st.count--
+			st.bytes -= uint64(len(k) + len(v))
+			if err := lb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return recount(tx, st)
+	})
+}
+
+func message(seq uint64, r *codec.Record) Message {
+	return Message{Seq: seq, Topic: r.Topic, Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
+		ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props}
+}
+
+// Peek returns up to n messages from the head of the log, for inspection.
+func (q *Queue) Peek(n int) ([]Message, error) {
+	var msgs []Message
+	err := q.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(logBucket).Cursor()
+		for k, v := c.First(); k != nil && len(msgs) < n; k, v = c.Next() {
+			var r codec.Record
+			if err := codec.Decode(v, &r); err != nil {
+				msgs = append(msgs, Message{Seq: binary.BigEndian.Uint64(k), Topic: "<damaged: " + err.Error() + ">"})
+				continue
+			}
+			msgs = append(msgs, message(binary.BigEndian.Uint64(k), &r))
+		}
+		return nil
+	})
+	return msgs, err
+}
+
+// BridgeStats is one registered bridge's state.
+type BridgeStats struct {
+	Name       string
+	Position   uint64
+	Pending    uint64
+	Configured bool
+}
+
+// Stats is a snapshot of the queue's counters.
+type Stats struct {
+	Messages uint64
+	Bytes    uint64
+	LastSeq  uint64
+	Oldest   time.Time // zero when empty
+	Dropped  map[string]uint64
+	Rejected uint64 // QoS>0 messages refused since open (not stored, not acknowledged)
+	Commits  uint64 // append commits (each one fsync) since open
+	Appended uint64 // messages those commits stored
+	Bridges  []BridgeStats
+}
+
+func (q *Queue) stats() state {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.st
+}
+
+// Stats returns the queue's counters. It reads one record (the oldest), not
+// the log.
+func (q *Queue) Stats() (Stats, error) {
+	q.mu.Lock()
+	st, rejected, commits, appended := q.st, q.rejected, q.commits, q.appended
+	q.mu.Unlock()
+	s := Stats{Messages: st.count, Bytes: st.bytes, LastSeq: st.seq, Rejected: rejected, Commits: commits, Appended: appended,
+		Dropped: make(map[string]uint64, len(reasons))}
+	for i, r := range reasons {
+		s.Dropped[r] = st.dropped[i]
+	}
+	configured := make(map[string]bool, len(q.opts.Bridges))
+	for _, n := range q.opts.Bridges {
+		configured[n] = true
+	}
+	for _, b := range st.bridges {
+		if b.name != "" {
+			s.Bridges = append(s.Bridges, BridgeStats{Name: b.name, Position: b.pos, Pending: b.pending, Configured: configured[b.name]})
+		}
+	}
+	err := q.view(func(tx *bolt.Tx) error {
+		if _, v := tx.Bucket(logBucket).Cursor().First(); v != nil && codec.Verify(v) == nil {
+			s.Oldest = time.UnixMilli(codec.ReceivedAt(v))
+		}
+		return nil
+	})
+	return s, err
+}

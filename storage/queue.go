@@ -1,0 +1,494 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/outpost-edge/outpost/storage/internal/codec"
+)
+
+// FullPolicy says what happens when a message does not fit under MaxBytes.
+type FullPolicy int
+
+const (
+	// DropOldest evicts the oldest messages (counted) to make room.
+	DropOldest FullPolicy = iota
+	// RejectNew refuses the new message with ErrFull.
+	RejectNew
+)
+
+// Options configure a Queue. The zero value is a queue with no limits and
+// no bridges.
+type Options struct {
+	// Bridges are the configured bridges' names. A bridge seen for the first
+	// time starts at the end of the log.
+	Bridges []string
+	// MaxBytes caps the log's key+value bytes; 0 means no cap. The file is
+	// also capped, at MaxBytes plus room for the B-tree's own pages.
+	MaxBytes int64
+	// MaxAge drops messages older than this; 0 keeps them forever.
+	MaxAge   time.Duration
+	WhenFull FullPolicy
+	// CommitInterval, when positive, makes the committer commit at most once
+	// per interval instead of as soon as the previous commit ends.
+	CommitInterval time.Duration
+	// MaxPending bounds the messages waiting for a commit; Enqueue blocks
+	// beyond it. Default 65536.
+	MaxPending int
+	Logger     *slog.Logger
+	// Now replaces time.Now, for tests.
+	Now func() time.Time
+}
+
+// Property is an MQTT 5 user property carried with a message.
+type Property = codec.Property
+
+// Message is one queued message.
+type Message struct {
+	Seq        uint64
+	Topic      string
+	Payload    []byte
+	QoS        byte
+	Retain     bool
+	ReceivedAt time.Time // millisecond precision
+	Bridges    uint64    // bit i: bridge i must forward it
+	Props      []Property
+}
+
+var (
+	logBucket   = []byte("log")
+	metaBucket  = []byte("meta")
+	stateKey    = []byte("state")
+	leaseSuffix = ".seq"
+)
+
+// leaseStep is how far ahead of the last used sequence number the lease file
+// is written, so that a queue started anew after its file was moved aside
+// still numbers messages above every number used before.
+const leaseStep = 1 << 20
+
+// Queue is the durable log. Its methods are safe for concurrent use.
+type Queue struct {
+	db   *bolt.DB
+	path string
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	readOnly bool
+
+	wmu   sync.Mutex // serialises write transactions with their state update
+	lease uint64     // guarded by wmu
+
+	mu       sync.Mutex // guards the fields below
+	st       state      // as of the last committed transaction
+	open     *batch     // messages waiting for the next commit
+	notify   chan struct{}
+	closed   bool
+	rejected uint64 // QoS>0 messages refused with ErrFull (not stored, not acked)
+	commits  uint64 // append transactions committed since open
+	appended uint64 // messages they held
+
+	sem     chan struct{} // one token per message waiting for a commit
+	kick    chan struct{}
+	closing chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// Open opens or creates the queue file at path. A file that cannot be read
+// as a queue is renamed aside (path.corrupt-<UTC time>), reported at error
+// level, and replaced by an empty queue; sequence numbers continue above
+// those used before, from the lease file beside it.
+func Open(path string, opts Options) (*Queue, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 1 << 16
+	}
+	if len(opts.Bridges) > maxBridges {
+		return nil, ErrTooManyBridges
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	q := &Queue{
+		path:    path,
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		notify:  make(chan struct{}),
+		sem:     make(chan struct{}, opts.MaxPending),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	q.open = newBatch()
+	q.lease = readLease(path + leaseSuffix)
+
+	err := q.load()
+	if errors.Is(err, ErrCorrupt) {
+		aside, merr := moveAside(path, q.now())
+		if merr != nil {
+			return nil, fmt.Errorf("moving corrupt queue aside: %w (after: %v)", merr, err)
+		}
+		q.log.Error("QUEUE FILE CORRUPT: moved aside, starting with an empty queue; messages in it were not forwarded",
+			"error", err, "moved_to", aside, "seq_continues_from", q.lease)
+		err = q.load()
+	}
+	if err != nil {
+		return nil, err
+	}
+	q.wg.Go(q.committer)
+	if opts.MaxAge > 0 {
+		q.wg.Go(q.janitor)
+	}
+	return q, nil
+}
+
+// load opens the bbolt file, checks it, and registers the bridges.
+func (q *Queue) load() (err error) {
+	defer func() {
+		if r := recover(); r != nil { // bbolt panics on some damaged pages
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+			if q.db != nil {
+				q.db.Close()
+				q.db = nil
+			}
+		}
+	}()
+	bopts := &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
+	if q.opts.MaxBytes > 0 {
+		bopts.MaxSize = int(min(q.opts.MaxBytes+q.opts.MaxBytes/2+32<<20, int64(^uint(0)>>1)))
+	}
+	db, err := bolt.Open(q.path, 0o640, bopts)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return ErrLocked
+	}
+	if err != nil {
+		var pe *fs.PathError
+		var errno syscall.Errno
+		if errors.As(err, &pe) || errors.As(err, &errno) {
+			return fmt.Errorf("opening queue: %w", err) // permissions, disk: not the file's fault
+		}
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	q.db = db
+	fail := func(err error) error {
+		db.Close()
+		q.db = nil
+		return err
+	}
+
+	var st state
+	err = db.Update(func(tx *bolt.Tx) error {
+		lb, err := tx.CreateBucketIfNotExists(logBucket)
+		if err != nil {
+			return err
+		}
+		mb, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if v := mb.Get(stateKey); v != nil {
+			if err := st.unmarshal(v); err != nil {
+				return err
+			}
+		} else if k, _ := lb.Cursor().First(); k != nil {
+			return fmt.Errorf("%w: log without state record", ErrCorrupt)
+		} else {
+			// A new file: continue above every number leased before, in
+			// case an earlier file was lost or moved aside.
+			st.seq = q.lease
+		}
+		if st.dirty {
+			// The last run did not close the queue. bbolt survives that by
+			// design; a power cut on a flash card may not, so check the
+			// whole file once now rather than panic later.
+			for cerr := range tx.Check() {
+				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
+			}
+		}
+		if k, v := lb.Cursor().Last(); k != nil {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: bad key in log", ErrCorrupt)
+			}
+			if err := codec.Verify(v); err != nil {
+				q.log.Warn("last queued record is damaged; it will be dropped when read", "seq", binary.BigEndian.Uint64(k), "error", err)
+			}
+			st.seq = max(st.seq, binary.BigEndian.Uint64(k))
+		}
+		if err := q.register(&st); err != nil {
+			return err
+		}
+		st.dirty = true
+		return mb.Put(stateKey, st.marshal())
+	})
+	if err != nil {
+		return fail(fmt.Errorf("opening queue: %w", err))
+	}
+	q.st = st
+	if err := q.extendLease(st.seq); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// register matches the configured bridges to their slots, giving new ones a
+// free slot positioned at the end of the log, and frees the slots of bridges
+// no longer configured once they have nothing pending.
+func (q *Queue) register(st *state) error {
+	want := make(map[string]bool, len(q.opts.Bridges))
+	for _, n := range q.opts.Bridges {
+		want[n] = true
+	}
+	for i := range st.bridges {
+		b := &st.bridges[i]
+		if b.name == "" || want[b.name] {
+			continue
+		}
+		if b.pending == 0 {
+			*b = bridgeState{}
+			continue
+		}
+		q.log.Warn("queue holds messages for a bridge that is no longer configured; they are kept until it returns or a limit drops them",
+			"bridge", b.name, "messages", b.pending)
+	}
+next:
+	for _, n := range q.opts.Bridges {
+		for i := range st.bridges {
+			if st.bridges[i].name == n {
+				continue next
+			}
+		}
+		for i := range st.bridges {
+			if st.bridges[i].name == "" {
+				st.bridges[i] = bridgeState{name: n, pos: st.seq}
+				continue next
+			}
+		}
+		return ErrTooManyBridges
+	}
+	return nil
+}
+
+// Close commits what was enqueued, marks the file cleanly closed and
+// closes it. It is safe to call more than once.
+func (q *Queue) Close() error {
+	var err error
+	q.once.Do(func() {
+		if q.readOnly {
+			err = q.db.Close()
+			return
+		}
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		close(q.closing)
+		q.wg.Wait()
+		err = q.update(func(tx *bolt.Tx, st *state) error {
+			st.dirty = false
+			return nil
+		})
+		if cerr := q.db.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// update runs fn in a write transaction on a copy of the state, writes the
+// state back in the same transaction and, once committed, makes it current.
+func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	q.mu.Lock()
+	st := q.st
+	q.mu.Unlock()
+	err = q.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx, &st); err != nil {
+			return err
+		}
+		return tx.Bucket(metaBucket).Put(stateKey, st.marshal())
+	})
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	advanced := st.seq != q.st.seq
+	q.st = st
+	if advanced {
+		close(q.notify)
+		q.notify = make(chan struct{})
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// view runs fn in a read transaction, turning a bbolt panic on a damaged
+// page into ErrCorrupt.
+func (q *Queue) view(fn func(tx *bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	return q.db.View(fn)
+}
+
+// extendLease makes sure the lease file is above seq. Called with wmu held
+// or before the queue is shared.
+func (q *Queue) extendLease(seq uint64) error {
+	if seq < q.lease {
+		return nil
+	}
+	next := seq + leaseStep
+	if err := writeFileAtomic(q.path+leaseSuffix, []byte(strconv.FormatUint(next, 10)+"\n")); err != nil {
+		return fmt.Errorf("writing sequence lease: %w", err)
+	}
+	q.lease = next
+	return nil
+}
+
+func readLease(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return v
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and a
+// rename, then syncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func moveAside(path string, now time.Time) (string, error) {
+	aside := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(path, aside); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	return aside, syncDir(filepath.Dir(path))
+}
+
+// Changed returns a channel that is closed when a message is next committed.
+func (q *Queue) Changed() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.notify
+}
+
+// Wait blocks until a message with a sequence number above seq has been
+// committed, or ctx is done.
+func (q *Queue) Wait(ctx context.Context, seq uint64) error {
+	for {
+		q.mu.Lock()
+		last, ch := q.st.seq, q.notify
+		q.mu.Unlock()
+		if last > seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+var _ io.Closer = (*Queue)(nil)
+
+// OpenReadOnly opens the queue file for inspection (outpost queue stats and
+// peek). It fails with ErrLocked while a running outpost holds the file.
+// Close it with Close.
+func OpenReadOnly(path string, opts Options) (*Queue, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening queue: %w", err)
+	}
+	db, err := bolt.Open(path, 0o640, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, ErrLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening queue: %w", err)
+	}
+	q := &Queue{db: db, path: path, opts: opts, log: slog.New(slog.DiscardHandler), now: time.Now, readOnly: true}
+	err = q.view(func(tx *bolt.Tx) error {
+		mb := tx.Bucket(metaBucket)
+		if mb == nil || tx.Bucket(logBucket) == nil {
+			return fmt.Errorf("%w: not a queue file", ErrCorrupt)
+		}
+		v := mb.Get(stateKey)
+		if v == nil {
+			return fmt.Errorf("%w: no state record", ErrCorrupt)
+		}
+		return q.st.unmarshal(v)
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return q, nil
+}
