@@ -26,7 +26,7 @@ func newBatch() *batch { return &batch{done: make(chan struct{})} }
 type Ticket struct {
 	rec  []byte
 	mask uint64
-	qos  byte
+	lost bool // refusing it loses it: QoS 0, or acknowledged early
 	b    *batch
 	seq  uint64 // set before b.done closes
 	err  error  // set before b.done closes
@@ -60,7 +60,7 @@ func (q *Queue) Enqueue(ctx context.Context, m *Message) (*Ticket, error) {
 	}
 	r := codec.Record{QoS: m.QoS, Retain: m.Retain, ReceivedAt: at.UnixMilli(), Bridges: m.Bridges,
 		Topic: m.Topic, Props: m.Props, Payload: m.Payload}
-	t := &Ticket{rec: codec.Append(make([]byte, 0, codec.Size(&r)), &r), mask: m.Bridges, qos: m.QoS}
+	t := &Ticket{rec: codec.Append(make([]byte, 0, codec.Size(&r)), &r), mask: m.Bridges, lost: m.QoS == 0 || m.AckedEarly}
 
 	select {
 	case q.sem <- struct{}{}:
@@ -112,18 +112,21 @@ func (q *Queue) committer() {
 	}
 }
 
+// swap takes the open batch for committing, or returns nil when it is empty
+// (an empty batch stays open: it must not be committed while it fills).
 func (q *Queue) swap() *batch {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	b := q.open
-	if len(b.tickets) > 0 {
-		q.open = newBatch()
+	if len(b.tickets) == 0 {
+		return nil
 	}
+	q.open = newBatch()
 	return b
 }
 
 func (q *Queue) commit(b *batch) {
-	if len(b.tickets) == 0 {
+	if b == nil {
 		return
 	}
 	defer func() {
@@ -222,13 +225,14 @@ func (q *Queue) append(b *batch) error {
 	return err
 }
 
-// countRefused counts messages refused with ErrFull: a QoS 0 message is lost
-// (counted as a drop), a QoS 1/2 one stays with its sender (counted apart).
+// countRefused counts refused messages: one whose sender has no ack to wait
+// for is lost (counted as a drop); a QoS 1/2 one stays with its sender
+// (counted apart).
 func (q *Queue) countRefused(ts []*Ticket) {
 	var lost uint64
 	q.mu.Lock()
 	for _, t := range ts {
-		if t.qos == 0 {
+		if t.lost {
 			lost++
 		} else {
 			q.rejected++

@@ -68,6 +68,10 @@ type Message struct {
 	ReceivedAt time.Time // millisecond precision
 	Bridges    uint64    // bit i: bridge i must forward it
 	Props      []Property
+	// AckedEarly says the sender was acknowledged before the commit
+	// (queue.sync: interval): if the commit refuses the message, it is lost
+	// and counted as dropped, like a QoS 0 message. Not stored.
+	AckedEarly bool
 }
 
 var (

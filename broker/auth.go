@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/outpost-edge/outpost/bridge/route"
+)
+
+// User is an account sensors connect with.
+type User struct {
+	Username     string
+	PasswordHash []byte   // bcrypt
+	Publish      []string // topic filters the user may publish to
+	Subscribe    []string // topic filters the user may subscribe to
+}
+
+// Auth decides who may connect and what they may publish and subscribe to.
+type Auth struct {
+	// Anonymous lets clients without a username connect, publish and
+	// subscribe anywhere.
+	Anonymous bool
+	Users     []User
+}
+
+type authHook struct {
+	mqtt.HookBase
+	auth *Auth
+	b    *Broker
+
+	mu   sync.Mutex
+	ok   map[[sha256.Size]byte]bool // sha256(user, hash, password) of logins already verified
+	once sync.Once
+	by   map[string]*User
+}
+
+func (h *authHook) ID() string { return "outpost-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *authHook) user(name []byte) *User {
+	h.once.Do(func() {
+		h.by = make(map[string]*User, len(h.auth.Users))
+		for i := range h.auth.Users {
+			h.by[h.auth.Users[i].Username] = &h.auth.Users[i]
+		}
+	})
+	return h.by[string(name)]
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if len(cl.Properties.Username) == 0 {
+		if !h.auth.Anonymous {
+			h.b.log.Warn("login refused: anonymous clients are not allowed", "remote", cl.Net.Remote)
+		}
+		return h.auth.Anonymous
+	}
+	u := h.user(cl.Properties.Username)
+	if u == nil {
+		h.b.log.Warn("login refused: unknown user", "user", string(cl.Properties.Username), "remote", cl.Net.Remote)
+		return false
+	}
+	// bcrypt costs most of a second on a small board: remember logins that
+	// passed, so that a fleet of sensors reconnecting costs it once each.
+	key := sha256.Sum256(bytes.Join([][]byte{[]byte(u.Username), u.PasswordHash, pk.Connect.Password}, []byte{0}))
+	h.mu.Lock()
+	ok := h.ok[key]
+	h.mu.Unlock()
+	if ok {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword(u.PasswordHash, pk.Connect.Password) != nil {
+		h.b.log.Warn("login refused: wrong password", "user", u.Username, "remote", cl.Net.Remote)
+		return false
+	}
+	h.mu.Lock()
+	if h.ok == nil || len(h.ok) > 4096 {
+		h.ok = make(map[[sha256.Size]byte]bool)
+	}
+	h.ok[key] = true
+	h.mu.Unlock()
+	return true
+}
+
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if len(cl.Properties.Username) == 0 {
+		return h.auth.Anonymous
+	}
+	u := h.user(cl.Properties.Username)
+	filters := u.Subscribe
+	if write {
+		filters = u.Publish
+	}
+	for _, f := range filters {
+		if (write && route.Match(f, topic)) || (!write && covers(f, topic)) {
+			return true
+		}
+	}
+	if write {
+		h.b.hook.droppedACL.Add(1)
+		h.b.log.Warn("publish refused by ACL; message dropped", "user", u.Username, "topic", topic)
+	}
+	return false
+}
+
+// covers reports whether every topic that filter want matches is also
+// matched by the allowed filter: a subscription may narrow a grant, never
+// widen it ("a/+" does not cover "a/#").
+func covers(allowed, want string) bool {
+	for {
+		a, arest, amore := strings.Cut(allowed, "/")
+		w, wrest, wmore := strings.Cut(want, "/")
+		switch {
+		case a == "#":
+			return true
+		case w == "#":
+			return false
+		case a != "+" && a != w:
+			return false
+		}
+		switch {
+		case !amore && !wmore:
+			return true
+		case !wmore:
+			return arest == "#" // "a/#" covers "a"
+		case !amore:
+			return false
+		}
+		allowed, want = arest, wrest
+	}
+}

@@ -1,0 +1,153 @@
+// Package brokertest is a minimal MQTT 3.1.1 / 5 client for tests that must
+// see the exact packets a broker sends (reason codes, missing acks), which
+// full client libraries hide. It writes and reads packets with mochi's codec.
+package brokertest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Client is a raw MQTT connection. It is not safe for concurrent writes.
+type Client struct {
+	Conn    net.Conn
+	Version byte
+	r       *bufio.Reader
+}
+
+// Options for Dial.
+type Options struct {
+	Version            byte // 4 (3.1.1, default) or 5
+	ClientID           string
+	Username, Password string
+	Clean              bool
+}
+
+// Dial connects and completes the CONNECT/CONNACK exchange. A refused
+// connection returns the CONNACK's reason code as an error.
+func Dial(addr string, o Options) (*Client, error) {
+	if o.Version == 0 {
+		o.Version = 4
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{Conn: conn, Version: o.Version, r: bufio.NewReader(conn)}
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: o.Version,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			ClientIdentifier: o.ClientID,
+			Clean:            o.Clean,
+			Keepalive:        60,
+		},
+	}
+	if o.Username != "" {
+		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte(o.Username)
+		pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte(o.Password)
+	}
+	if err := c.Write(pk); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	ack, err := c.Read(5 * time.Second)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading CONNACK: %w", err)
+	}
+	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		conn.Close()
+		return nil, fmt.Errorf("connection refused: packet type %d, reason 0x%02x", ack.FixedHeader.Type, ack.ReasonCode)
+	}
+	return c, nil
+}
+
+// Publish sends a PUBLISH.
+func (c *Client) Publish(id uint16, topic string, payload []byte, qos byte) error {
+	return c.Write(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		TopicName:   topic,
+		Payload:     payload,
+		PacketID:    id,
+	})
+}
+
+// Write encodes and sends a packet.
+func (c *Client) Write(pk packets.Packet) error {
+	pk.ProtocolVersion = c.Version
+	pk.Mods.AllowResponseInfo = true
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Pubrel:
+		err = pk.PubrelEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	default:
+		err = fmt.Errorf("brokertest: cannot encode packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.Conn.Write(buf.Bytes())
+	return err
+}
+
+// Read reads and decodes the next packet, waiting at most d.
+func (c *Client) Read(d time.Duration) (packets.Packet, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	var pk packets.Packet
+	pk.ProtocolVersion = c.Version
+	hb, err := c.r.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(hb); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(c.r)
+	if err != nil {
+		return pk, err
+	}
+	pk.FixedHeader.Remaining = n
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return pk, err
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	}
+	return pk, err
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.Conn.Close() }

@@ -1,0 +1,201 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// durableHook puts every message a bridge must forward into the queue, and
+// withholds the acknowledgement of QoS 1/2 messages until their commit.
+type durableHook struct {
+	mqtt.HookBase
+	b *Broker
+
+	received   atomic.Uint64
+	droppedACL atomic.Uint64
+	refused    atomic.Uint64
+
+	mu      sync.Mutex
+	ackers  map[*mqtt.Client]*acker
+	running sync.WaitGroup
+}
+
+func (h *durableHook) ID() string { return "outpost-durable" }
+
+func (h *durableHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect
+}
+
+// pendingAck is a message whose acknowledgement waits for its commit.
+type pendingAck struct {
+	pk     packets.Packet
+	ticket *storage.Ticket
+}
+
+// acker writes one client's acknowledgements in the order the client sent
+// the messages, each once its commit has ended.
+type acker struct {
+	cl *mqtt.Client
+	ch chan pendingAck
+}
+
+// OnPublish runs in the client's read loop, before mochi acknowledges the
+// message. Returning ErrRejectPacket tells mochi to neither acknowledge nor
+// deliver it: the acker does both after the commit.
+func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // Broker.Publish queued it already, or it is a replay
+	}
+	h.received.Add(1)
+	mask := h.b.opts.Route(pk.TopicName)
+	if mask == 0 {
+		return pk, nil
+	}
+	early := h.b.opts.AckBeforeSync || pk.FixedHeader.Qos == 0
+	// Enqueue blocks only while the committer is MaxPending messages behind:
+	// backpressure on this client's reads, which TCP passes on to the sensor.
+	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early))
+	if err != nil {
+		// The queue is closing: refuse rather than acknowledge.
+		if pk.FixedHeader.Qos == 0 {
+			h.b.log.Warn("queue closed; QoS 0 message not queued", "client", cl.ID, "topic", pk.TopicName)
+			return pk, packets.ErrRejectPacket
+		}
+		h.refuse(cl, pk, err)
+		return pk, packets.ErrRejectPacket
+	}
+	if early {
+		return pk, nil // acknowledged and delivered by mochi now
+	}
+	h.ackerFor(cl).ch <- pendingAck{pk: pk, ticket: t}
+	return pk, packets.ErrRejectPacket
+}
+
+func (h *durableHook) ackerFor(cl *mqtt.Client) *acker {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a, ok := h.ackers[cl]; ok {
+		return a
+	}
+	if h.ackers == nil {
+		h.ackers = make(map[*mqtt.Client]*acker)
+	}
+	a := &acker{cl: cl, ch: make(chan pendingAck, h.b.opts.MaxInflight)}
+	h.ackers[cl] = a
+	h.running.Go(func() { h.runAcker(a) })
+	return a
+}
+
+// OnDisconnect runs in the client's read loop after its last packet: no
+// OnPublish for cl can follow, so its acker's channel can be closed. The
+// acker still finishes: the messages are in the queue either way.
+func (h *durableHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	a, ok := h.ackers[cl]
+	delete(h.ackers, cl)
+	h.mu.Unlock()
+	if ok {
+		close(a.ch)
+	}
+}
+
+func (h *durableHook) runAcker(a *acker) {
+	for p := range a.ch {
+		<-p.ticket.Done()
+		if _, err := p.ticket.Result(); err != nil {
+			h.refuse(a.cl, p.pk, err)
+			continue
+		}
+		h.ack(a.cl, p.pk)
+		h.deliver(p.pk)
+	}
+}
+
+// ack writes PUBACK, or PUBREC with the inflight entry mochi's PUBREL
+// handling expects, as mochi's own processPublish does.
+func (h *durableHook) ack(cl *mqtt.Client, pk packets.Packet) {
+	ack := packets.Packet{PacketID: pk.PacketID, Created: time.Now().Unix()}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+		if cl.State.Inflight.Set(ack) {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
+		}
+		cl.State.Inflight.DecreaseReceiveQuota()
+	} else {
+		ack.FixedHeader.Type = packets.Puback
+	}
+	// An error means the client is gone; it will resend (at-least-once).
+	_ = cl.WritePacket(ack)
+}
+
+// deliver hands a committed message to local subscribers (and the retained
+// store) through the replay client, which the hook lets pass.
+func (h *durableHook) deliver(pk packets.Packet) {
+	pk.Properties.TopicAliasFlag = false // resolved already; re-applying could undo a newer alias
+	pk.Properties.TopicAlias = 0
+	if err := h.b.srv.InjectPacket(h.b.replay, pk); err != nil {
+		h.b.log.Warn("delivering committed message locally", "topic", pk.TopicName, "error", err)
+	}
+}
+
+// refuse tells a client that a QoS 1/2 message was not stored. An MQTT 5
+// client gets a negative acknowledgement; an MQTT 3.1.1 client, which has
+// none, is disconnected without an acknowledgement, so the message stays
+// with it and is sent again after it reconnects.
+func (h *durableHook) refuse(cl *mqtt.Client, pk packets.Packet, err error) {
+	h.refused.Add(1)
+	code := packets.ErrUnspecifiedError
+	if errors.Is(err, storage.ErrFull) {
+		code = packets.ErrQuotaExceeded
+	}
+	h.b.log.Warn("message refused; the client keeps it", "client", cl.ID, "topic", pk.TopicName, "reason", code.Reason)
+	if cl.Properties.ProtocolVersion == 5 {
+		typ := packets.Puback
+		if pk.FixedHeader.Qos == 2 {
+			typ = packets.Pubrec
+		}
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: typ},
+			PacketID:    pk.PacketID,
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		})
+		return
+	}
+	cl.Stop(code) // 3.1.1 has no server DISCONNECT: just close
+}
+
+// wait returns when every acker has finished, or after a bound: the queue
+// commits what was enqueued either way.
+func (h *durableHook) wait() {
+	done := make(chan struct{})
+	go func() { h.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.b.log.Warn("some acknowledgements were still pending at shutdown")
+	}
+}
+
+func newMessage(pk packets.Packet, mask uint64, early bool) *storage.Message {
+	m := &storage.Message{
+		Topic:      pk.TopicName,
+		Payload:    pk.Payload, // mochi allocates each packet afresh
+		QoS:        pk.FixedHeader.Qos,
+		Retain:     pk.FixedHeader.Retain,
+		Bridges:    mask,
+		AckedEarly: early,
+	}
+	for _, p := range pk.Properties.User {
+		m.Props = append(m.Props, storage.Property{Key: p.Key, Value: p.Val})
+	}
+	return m
+}
