@@ -1,7 +1,6 @@
 package route
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -9,20 +8,6 @@ import (
 
 // MaxLen is the longest topic name or filter MQTT can carry, in bytes.
 const MaxLen = 65535
-
-// Errors returned by ValidFilter and ValidTopic, wrapped with the offending
-// detail.
-var (
-	// ErrEmpty means the topic or filter is the empty string.
-	ErrEmpty = errors.New("empty topic")
-	// ErrTooLong means the topic or filter is longer than MaxLen bytes.
-	ErrTooLong = errors.New("topic longer than 65535 bytes")
-	// ErrBadChar means the topic or filter holds a NUL or is not valid UTF-8.
-	ErrBadChar = errors.New("topic contains NUL or invalid UTF-8")
-	// ErrWildcard means a wildcard is misplaced in a filter, or present in a
-	// topic name.
-	ErrWildcard = errors.New("misplaced wildcard")
-)
 
 // ValidFilter reports whether f is a valid MQTT topic filter: non-empty, at
 // most MaxLen bytes, valid UTF-8 without NUL, "+" only as a whole level, and

@@ -1,14 +1,10 @@
 package route
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
-
-// ErrTemplate is wrapped by every error ParseTemplate returns.
-var ErrTemplate = errors.New("bad template")
 
 // maxLevel bounds {N}: a topic of MaxLen bytes has fewer levels than this.
 const maxLevel = MaxLen + 1
