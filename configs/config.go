@@ -101,9 +101,11 @@ type Queue struct {
 	MaxAge time.Duration `yaml:"max_age"`
 	// WhenFull is drop_oldest or reject_new. Default: drop_oldest.
 	WhenFull string `yaml:"when_full"`
-	// Sync is always (fsync every commit before acking) or interval (fsync
-	// every SyncInterval: up to that much acknowledged data can be lost on
-	// power failure). Default: always.
+	// Sync is always (a QoS 1/2 message is acknowledged after the commit
+	// holding it is fsynced; concurrent publishers share commits) or
+	// interval (acknowledged at once, committed and fsynced at most every
+	// SyncInterval: a crash or power failure can lose up to SyncInterval of
+	// acknowledged messages). Default: always.
 	Sync string `yaml:"sync"`
 	// SyncInterval is the fsync period for sync: interval. Default: 100ms.
 	SyncInterval time.Duration `yaml:"sync_interval"`

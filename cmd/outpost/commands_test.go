@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/outpost-edge/outpost/storage"
+)
+
+func runMain(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte(`gateway_id: gw
+data_dir: /tmp/x
+listeners:
+  - {name: a, type: tcp, address: "127.0.0.1:1883"}
+  - {name: b, type: tcp, address: "127.0.0.1:1883"}
+queue:
+  max_size: lots
+  when_full: panic
+colour: blue
+`), 0o600)
+	code, stdout, stderr := runMain(t, "", "check", "-c", path)
+	if code != 1 || stdout != "" {
+		t.Fatalf("check of a bad config: exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{"bad.yaml:5: ", "bad.yaml:7: ", "bad.yaml:8: ", "bad.yaml:9: "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("missing %q in:\n%s", want, stderr)
+		}
+	}
+	// One line per problem, each as file:line: message.
+	lines := regexp.MustCompile(`(?m)^\S*bad\.yaml:\d+: .+$`).FindAllString(stderr, -1)
+	if len(lines) < 4 {
+		t.Fatalf("want at least 4 file:line problems, got %d:\n%s", len(lines), stderr)
+	}
+}
+
+func TestCheckGoodConfig(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runMain(t, "", "check", "-c", writeConfig(t, dir, ""))
+	if code != 0 || !strings.Contains(stdout, "bridge:     cloud (mqtt tcp://127.0.0.1:1)") || !strings.Contains(stdout, ": ok") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"check"}, {"queue", "-c", "x.yaml"}, {"queue", "-c", "x.yaml", "drop"}, {"run", "extra"}} {
+		if code, _, _ := runMain(t, "", args...); code != 2 {
+			t.Errorf("outpost %v: exit %d, want 2", args, code)
+		}
+	}
+	if code, out, _ := runMain(t, "", "version"); code != 0 || !strings.HasPrefix(out, "outpost ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestPasswdFromStdin(t *testing.T) {
+	code, out, errs := runMain(t, "hunter2\n", "passwd")
+	if code != 0 {
+		t.Fatalf("passwd: exit %d: %s", code, errs)
+	}
+	hash := strings.TrimSpace(out)
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte("hunter2")) != nil {
+		t.Fatalf("printed hash %q does not match the password", hash)
+	}
+	if code, _, _ := runMain(t, "\n", "passwd"); code != 1 {
+		t.Fatal("an empty password was accepted")
+	}
+}
+
+// TestRunQueueStatsPeek runs the binary, publishes, stops it with SIGTERM
+// (exit 0, queue closed cleanly), then inspects the queue offline.
+func TestRunQueueStatsPeek(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	p := startOutpost(t, cfg)
+
+	// While outpost runs, the queue file is locked: the offline tools say so.
+	if code, _, stderr := runMain(t, "", "queue", "-c", cfg, "stats"); code != 1 || !strings.Contains(stderr, "stop outpost first") {
+		t.Fatalf("queue stats while running: exit %d, %s", code, stderr)
+	}
+
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.addr).SetClientID("pub"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	for _, m := range []struct{ topic, payload string }{{"sensors/a/t", "21.5"}, {"local/x", "not queued"}, {"sensors/b/t", "22.0"}} {
+		if tok := c.Publish(m.topic, 1, false, m.payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	c.Disconnect(100)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, p.logs)
+	}
+	if !strings.Contains(p.logs.String(), "outpost stopped cleanly") {
+		t.Fatalf("no clean stop in the log:\n%s", p.logs)
+	}
+
+	code, stdout, stderr := runMain(t, "", "queue", "-c", cfg, "stats")
+	if code != 0 {
+		t.Fatalf("queue stats: %d %s", code, stderr)
+	}
+	for _, want := range []string{"messages:  2\n", "last_seq:  2\n", "queue_full=0 max_age=0 corrupt=0", "cloud", "true"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stats output lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, stderr = runMain(t, "", "queue", "-c", cfg, "peek", "5")
+	if code != 0 {
+		t.Fatalf("queue peek: %d %s", code, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^1\s+\d{4}-\d\d-\d\dT\S+Z\s+1\s+4\s+cloud\s+sensors/a/t$`).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^2\s+\S+\s+1\s+4\s+cloud\s+sensors/b/t$`).MatchString(stdout) {
+		t.Fatalf("peek output:\n%s", stdout)
+	}
+
+	// The clean stop left the file marked closed: it opens without a check.
+	q, err := storage.OpenReadOnly(filepath.Join(dir, "data", "queue.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+}
+
+// TestRunDefaultConfig runs `outpost run` with no -c: the embedded default
+// config, a broker on 127.0.0.1:1883 with data in ./outpost-data.
+func TestRunDefaultConfig(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "run")
+	cmd.Dir = dir
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "outpost running") {
+		if strings.Contains(logs.String(), "address already in use") {
+			t.Skip("127.0.0.1:1883 is in use on this machine; the default config cannot listen")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "listeners=127.0.0.1:1883") {
+		t.Fatalf("default listener:\n%s", logs.String())
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://127.0.0.1:1883").SetClientID("default"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	c.Disconnect(0)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "outpost-data", "queue.db")); err != nil {
+		t.Fatalf("default data dir: %v", err)
+	}
+}
+
+// TestRunCorruptQueue: a corrupt queue file is moved aside, logged loudly,
+// and outpost serves on an empty queue instead of refusing to start.
+func TestRunCorruptQueue(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+	os.WriteFile(filepath.Join(dir, "data", "queue.db"), bytes.Repeat([]byte("not a queue "), 2000), 0o600)
+	p := startOutpost(t, cfg)
+	if !strings.Contains(p.logs.String(), "QUEUE FILE CORRUPT") {
+		t.Fatalf("no loud log line:\n%s", p.logs)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, "data", "queue.db.corrupt-*"))
+	if len(aside) != 1 {
+		t.Fatalf("corrupt file not kept: %v", aside)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.addr).SetClientID("pub"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if tok := c.Publish("sensors/x", 1, false, "after"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish after recovery: %v", tok.Error())
+	}
+	c.Disconnect(0)
+}
+
+// TestRunRefusesBadConfig: nothing starts, every problem is listed.
+func TestRunRefusesBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("listeners: []\nqueue: {sync: sometimes}\n"), 0o600)
+	out, err := exec.Command(binary, "run", "-c", path).CombinedOutput()
+	if err == nil {
+		t.Fatal("outpost run accepted a bad config")
+	}
+	if !strings.Contains(string(out), "bad.yaml:1: ") || !strings.Contains(string(out), "bad.yaml:2: ") || strings.Contains(string(out), "outpost running") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	p := startOutpost(t, cfg)
+	// A bad edit is refused and the running config is kept.
+	os.WriteFile(cfg, []byte("colour: blue\n"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "reload refused")
+	// A good edit with a new log level is applied.
+	writeConfig(t, dir, "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte("level: info"), []byte("level: debug"), 1), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "config reloaded")
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+func waitLog(t *testing.T, p *proc, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", s, p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
