@@ -95,6 +95,9 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return h.auth.Anonymous
 	}
 	u := h.user(cl.Properties.Username)
+	if u == nil {
+		return false // not reachable: OnConnectAuthenticate refuses unknown users
+	}
 	filters := u.Subscribe
 	if write {
 		filters = u.Publish

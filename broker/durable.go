@@ -44,7 +44,7 @@ type pendingAck struct {
 // the messages, each once its commit has ended.
 type acker struct {
 	cl *mqtt.Client
-	ch chan pendingAck
+	ch chan *pendingAck // pointers: a packet is large, the buffer is MaxInflight long
 }
 
 // OnPublish runs in the client's read loop, before mochi acknowledges the
@@ -75,7 +75,7 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if early {
 		return pk, nil // acknowledged and delivered by mochi now
 	}
-	h.ackerFor(cl).ch <- pendingAck{pk: pk, ticket: t}
+	h.ackerFor(cl).ch <- &pendingAck{pk: pk, ticket: t}
 	return pk, packets.ErrRejectPacket
 }
 
@@ -88,7 +88,7 @@ func (h *durableHook) ackerFor(cl *mqtt.Client) *acker {
 	if h.ackers == nil {
 		h.ackers = make(map[*mqtt.Client]*acker)
 	}
-	a := &acker{cl: cl, ch: make(chan pendingAck, h.b.opts.MaxInflight)}
+	a := &acker{cl: cl, ch: make(chan *pendingAck, h.b.opts.MaxInflight)}
 	h.ackers[cl] = a
 	h.running.Go(func() { h.runAcker(a) })
 	return a

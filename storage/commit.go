@@ -168,8 +168,9 @@ func (q *Queue) append(b *batch) error {
 		return err
 	}
 	var refused []*Ticket
+	var evicted uint64
 	err = q.update(func(tx *bolt.Tx, st *state) error {
-		refused = refused[:0]
+		refused, evicted = refused[:0], 0
 		for _, t := range b.tickets {
 			t.seq, t.err = 0, nil
 		}
@@ -178,11 +179,13 @@ func (q *Queue) append(b *batch) error {
 		accept := b.tickets
 		if max := q.opts.MaxBytes; max > 0 && int64(st.bytes)+b.bytes > max {
 			if q.opts.WhenFull == DropOldest {
+				before := st.count
 				if err := dropHead(tx, st, ReasonQueueFull, func(_ []byte, _ int64) bool {
 					return int64(st.bytes)+b.bytes > max
 				}); err != nil {
 					return err
 				}
+				evicted = before - st.count
 			} else {
 				room := max - int64(st.bytes)
 				n := 0
@@ -220,6 +223,10 @@ func (q *Queue) append(b *batch) error {
 		q.mu.Unlock()
 		if len(refused) > 0 {
 			q.countRefused(refused)
+			q.log.Warn("queue full: new messages refused (when_full: reject_new)", "messages", len(refused), "max_size", q.opts.MaxBytes)
+		}
+		if evicted > 0 {
+			q.log.Warn("queue full: oldest messages dropped (when_full: drop_oldest)", "messages", evicted, "max_size", q.opts.MaxBytes)
 		}
 	}
 	return err

@@ -177,7 +177,7 @@ func (b *Bridge) Pending() uint64 {
 }
 
 // Read returns, in order, up to max messages for this bridge with sequence
-// numbers above after, stopping once maxBytes of payload are gathered (at
+// numbers above after, stopping before maxBytes of records are gathered (at
 // least one message is returned). next is the last sequence number
 // examined: records up to it that are not for this bridge can be skipped
 // with Ack(next) once the returned messages are acknowledged. A damaged
@@ -210,7 +210,7 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 				next = seq
 				continue
 			}
-			size += len(r.Payload)
+			size += len(v)
 			msgs = append(msgs, message(seq, &r))
 			next = seq
 		}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/outpost-edge/outpost/broker"
 	"github.com/outpost-edge/outpost/configs"
@@ -156,10 +157,13 @@ func reload(path string, old *configs.Config, log *slog.Logger, level *slog.Leve
 func newLogger(w io.Writer, c configs.Log, level *slog.LevelVar) *slog.Logger {
 	level.Set(parseLevel(c.Level))
 	o := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, o)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		h = slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	// Drops, refused logins and the like are warnings: at most 5 of each
+	// kind per 10s, the rest counted on the next one let through.
+	return slog.New(newRateLimited(h, 5, 10*time.Second))
 }
 
 func parseLevel(s string) slog.Level {
