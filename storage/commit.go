@@ -138,10 +138,14 @@ func (q *Queue) commit(b *batch) {
 	err := q.append(b)
 	if err != nil && diskFull(err) {
 		q.log.Warn("disk full while committing; applying queue policy", "error", err, "messages", len(b.tickets))
-		if q.opts.WhenFull == DropOldest {
-			if derr := q.evict(max(int64(len(b.tickets)), int64(q.stats().count/100)), b.bytes); derr == nil {
-				err = q.append(b)
+		// Freed pages are reused only from the next transaction on, and a
+		// copy-on-write commit needs fresh pages itself: evict a tenth of
+		// the queue (at least twice the batch) per try.
+		for try := 0; try < 3 && err != nil && diskFull(err) && q.opts.WhenFull == DropOldest; try++ {
+			if derr := q.evict(max(2*int64(len(b.tickets)), int64(q.stats().count/10)), 2*b.bytes); derr != nil {
+				break
 			}
+			err = q.append(b)
 		}
 		if err != nil && diskFull(err) {
 			err = ErrFull
