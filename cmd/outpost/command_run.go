@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/outpost-edge/outpost/bridge"
 	"github.com/outpost-edge/outpost/broker"
 	"github.com/outpost-edge/outpost/configs"
 	"github.com/outpost-edge/outpost/storage"
@@ -95,8 +97,26 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger, reloaded fu
 	}
 	log.Info("outpost running", "version", versionString(), "gateway_id", cfg.GatewayID, "listeners", strings.Join(addrs, ","),
 		"data_dir", cfg.DataDir, "sync", cfg.Queue.Sync, "queued", st.Messages, "last_seq", st.LastSeq)
-	for _, br := range cfg.Bridges {
-		log.Warn("bridge forwarding is not in this build yet: its messages are kept in the queue", "bridge", br.Name)
+	// Bridges stop before the queue closes (deferred above) and after the
+	// broker: they only read and acknowledge.
+	bctx, stopBridges := context.WithCancel(context.Background())
+	var bridges sync.WaitGroup
+	defer bridges.Wait()
+	defer stopBridges()
+	for _, bc := range cfg.Bridges {
+		if bc.MQTT == nil {
+			log.Warn("kafka bridges are not in this build yet: their messages are kept in the queue", "bridge", bc.Name)
+			continue
+		}
+		qb, err := q.Bridge(bc.Name)
+		if err != nil {
+			return err
+		}
+		br, err := bridge.NewMQTT(bridge.Options{Config: bc, GatewayID: cfg.GatewayID, Queue: qb, Local: b, Logger: log})
+		if err != nil {
+			return err
+		}
+		bridges.Go(func() { br.Run(bctx) })
 	}
 
 	go func() {

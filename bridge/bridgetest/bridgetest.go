@@ -1,0 +1,170 @@
+// Package bridgetest has the test peers bridge tests share: an in-process
+// upstream MQTT broker that records what it receives, and a TCP proxy that
+// cuts the link the ways a mobile uplink fails.
+package bridgetest
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Upstream is an in-process mochi broker standing in for the cloud broker;
+// it records every message published under a filter, in arrival order.
+type Upstream struct {
+	Srv  *mqtt.Server // the broker, for publishing downstream
+	Addr string       // where it listens
+	mu   sync.Mutex
+	got  []packets.Packet
+}
+
+func NewUpstream(t testing.TB, filter string) *Upstream {
+	return NewUpstreamOn(t, "127.0.0.1:0", filter)
+}
+
+// NewUpstreamOn is NewUpstream on a given address.
+func NewUpstreamOn(t testing.TB, addr, filter string) *Upstream {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{InlineClient: true})
+	srv.AddHook(new(auth.AllowHook), nil)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(listeners.NewNet("up", ln)); err != nil {
+		t.Fatal(err)
+	}
+	u := &Upstream{Srv: srv, Addr: ln.Addr().String()}
+	if err := srv.Subscribe(filter, 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		u.mu.Lock()
+		u.got = append(u.got, pk)
+		u.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return u
+}
+
+// Received returns what arrived so far, in order.
+func (u *Upstream) Received() []packets.Packet {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]packets.Packet(nil), u.got...)
+}
+
+// WaitFor waits until n messages have arrived, failing the test after d.
+func (u *Upstream) WaitFor(t testing.TB, n int, d time.Duration) []packets.Packet {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		got := u.Received()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream received %d of %d messages", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Proxy is a TCP proxy in front of the upstream that can cut the link the
+// two ways an LTE uplink fails: blackhole (bytes vanish, connections stay
+// open) and down (connections reset, new ones refused).
+type Proxy struct {
+	ln     net.Listener
+	target string
+	// Blackhole, while true, drops every byte in both directions.
+	Blackhole atomic.Bool
+	down      atomic.Bool
+	mu        sync.Mutex
+	conns     map[net.Conn]bool
+}
+
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go p.accept()
+	t.Cleanup(func() { ln.Close(); p.Reset() })
+	return p
+}
+
+// Addr is the address clients dial.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[u] = true, true
+		p.mu.Unlock()
+		go p.pipe(c, u)
+		go p.pipe(u, c)
+	}
+}
+
+// pipe copies src to dst; while blackholed, what it reads is dropped.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.Blackhole.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// SetDown resets every connection and refuses new ones until setDown(false).
+func (p *Proxy) SetDown(down bool) {
+	p.down.Store(down)
+	if down {
+		p.Reset()
+	}
+}
+
+// Reset closes every connection with a TCP reset.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, as a dropped mobile link looks to the peer
+		}
+		c.Close()
+		delete(p.conns, c)
+	}
+}

@@ -1,0 +1,292 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/outpost-edge/outpost/bridge/route"
+	"github.com/outpost-edge/outpost/configs"
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// Publisher publishes into the local broker (receive routes).
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
+}
+
+// Options configure a bridge.
+type Options struct {
+	Config    configs.Bridge
+	GatewayID string
+	Queue     *storage.Bridge
+	Local     Publisher // for receive routes; may be nil when there are none
+	Logger    *slog.Logger
+	Clock     Clock // nil: the real clock
+}
+
+// MQTT is a bridge to an upstream MQTT broker.
+type MQTT struct {
+	opts Options
+	cfg  *configs.MQTTBridge
+	log  *slog.Logger
+	fw   *forwarder
+	c    counters
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// NewMQTT returns the bridge for an mqtt bridge section.
+func NewMQTT(o Options) (*MQTT, error) {
+	if o.Config.MQTT == nil {
+		return nil, errors.New("bridge: not an mqtt bridge")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	b := &MQTT{opts: o, cfg: o.Config.MQTT, log: o.Logger.With("bridge", o.Config.Name)}
+	b.fw = &forwarder{
+		qb:          o.Queue,
+		maxMessages: max(o.Config.Batch.MaxMessages, 1),
+		maxBytes:    max(int(o.Config.Batch.MaxBytes), 1),
+		maxDelay:    o.Config.Batch.MaxDelay,
+		pace:        &pacer{rate: o.Config.MaxRate},
+		c:           &b.c,
+		log:         b.log,
+	}
+	return b, nil
+}
+
+// Name is the bridge's name.
+func (b *MQTT) Name() string { return b.opts.Config.Name }
+
+// Stats returns the bridge's counters.
+func (b *MQTT) Stats() Stats {
+	s := Stats{Name: b.Name(), Up: b.c.up.Load(), Forwarded: b.c.forwarded.Load(), Pending: b.opts.Queue.Pending()}
+	if ns := b.c.lastAck.Load(); ns != 0 {
+		s.LastAck = time.Unix(0, ns)
+	}
+	return s
+}
+
+// Run connects, forwards and reconnects until ctx is done.
+func (b *MQTT) Run(ctx context.Context) error {
+	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max, Clock: b.opts.Clock}
+	if bo.Min <= 0 {
+		bo.Min = 500 * time.Millisecond
+	}
+	if bo.Max < bo.Min {
+		bo.Max = max(time.Minute, bo.Min)
+	}
+	for {
+		connected, err := b.session(ctx)
+		b.c.up.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			bo.Reset()
+		}
+		b.mu.Lock()
+		b.lastErr = err
+		b.mu.Unlock()
+		d := bo.Next()
+		b.log.Warn("upstream unavailable; messages stay queued", "error", err, "retry_in", d.Round(time.Millisecond), "pending", b.opts.Queue.Pending())
+		select {
+		case <-b.opts.Clock.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// session is one connection: connect, subscribe the receive routes, and
+// forward until the connection is lost. connected says whether it got as
+// far as a CONNACK.
+func (b *MQTT) session(ctx context.Context) (connected bool, err error) {
+	l := &mqttLink{b: b, lostCh: make(chan struct{})}
+	o, err := b.clientOptions(l)
+	if err != nil {
+		return false, err
+	}
+	c := paho.NewClient(o)
+	l.c = c
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return false, fmt.Errorf("connecting to %s: %w", b.cfg.URL, err)
+	}
+	defer c.Disconnect(250)
+	if b.cfg.StatusTopic != "" {
+		c.Publish(b.cfg.StatusTopic, 1, true, "online")
+	}
+	for _, r := range b.opts.Config.Receive {
+		r := r
+		st := c.Subscribe(r.From, byte(r.QoS), func(_ paho.Client, m paho.Message) { b.receive(ctx, r, m) })
+		if !st.WaitTimeout(b.cfg.ConnectTimeout) || st.Error() != nil {
+			return true, fmt.Errorf("subscribing to %s: %v", r.From, st.Error())
+		}
+	}
+	b.c.up.Store(true)
+	b.log.Info("upstream connected", "url", b.cfg.URL, "pending", b.opts.Queue.Pending())
+	err = b.fw.run(ctx, l)
+	if errors.Is(err, errLinkLost) && l.err != nil {
+		err = fmt.Errorf("%w: %v", err, l.err)
+	}
+	return true, err
+}
+
+func (b *MQTT) clientOptions(l *mqttLink) (*paho.ClientOptions, error) {
+	o := paho.NewClientOptions().
+		AddBroker(b.cfg.URL).
+		SetClientID(b.cfg.ClientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false). // our loop owns reconnects
+		SetConnectRetry(false).
+		SetOrderMatters(false).
+		SetKeepAlive(b.cfg.Keepalive).
+		SetPingTimeout(max(b.cfg.Keepalive/2, time.Second)).
+		SetConnectTimeout(b.cfg.ConnectTimeout).
+		SetWriteTimeout(max(b.cfg.Keepalive, 5*time.Second)).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { l.setLost(err) })
+	if b.cfg.Username != "" {
+		o.SetUsername(b.cfg.Username)
+	}
+	if b.cfg.PasswordFile != "" {
+		// Read at every connect, so a rotated password is picked up.
+		pw, err := os.ReadFile(b.cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading password_file: %w", err)
+		}
+		o.SetPassword(strings.TrimRight(string(pw), "\r\n"))
+	}
+	if b.cfg.TLS != nil || strings.HasPrefix(b.cfg.URL, "tls://") || strings.HasPrefix(b.cfg.URL, "ssl://") || strings.HasPrefix(b.cfg.URL, "wss://") {
+		tc, err := clientTLS(b.cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		o.SetTLSConfig(tc)
+	}
+	if b.cfg.StatusTopic != "" {
+		o.SetWill(b.cfg.StatusTopic, "offline", 1, true)
+	}
+	return o, nil
+}
+
+func clientTLS(c *configs.ClientTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c == nil {
+		return tc, nil
+	}
+	tc.ServerName, tc.InsecureSkipVerify = c.ServerName, c.InsecureSkipVerify
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificates", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// receive publishes a message from the upstream into the local broker.
+func (b *MQTT) receive(ctx context.Context, r configs.Route, m paho.Message) {
+	topic := r.ToTemplate.Expand(m.Topic(), b.opts.GatewayID)
+	if err := route.ValidTopic(topic); err != nil {
+		b.log.Warn("received message maps to an invalid local topic; dropped", "from", m.Topic(), "to", topic, "error", err)
+		return
+	}
+	if b.opts.Local == nil {
+		return
+	}
+	if err := b.opts.Local.Publish(ctx, topic, m.Payload(), min(m.Qos(), byte(r.QoS)), m.Retained()); err != nil {
+		b.log.Warn("publishing received message locally", "topic", topic, "error", err)
+	}
+}
+
+// mqttLink is one paho connection.
+type mqttLink struct {
+	b      *MQTT
+	c      paho.Client
+	lostCh chan struct{}
+	once   sync.Once
+	err    error
+}
+
+func (l *mqttLink) setLost(err error) {
+	l.once.Do(func() { l.err = err; close(l.lostCh) })
+}
+
+func (l *mqttLink) lost() <-chan struct{} { return l.lostCh }
+
+func (l *mqttLink) send(m *storage.Message) (delivery, error) {
+	b := l.b
+	var r *configs.Route
+	for i := range b.opts.Config.Forward {
+		if route.Match(b.opts.Config.Forward[i].From, m.Topic) {
+			r = &b.opts.Config.Forward[i]
+			break
+		}
+	}
+	if r == nil {
+		// Queued under an earlier config whose routes this one no longer has.
+		b.log.Warn("queued message matches no forward route of this bridge any more; skipped", "topic", m.Topic, "seq", m.Seq)
+		return nil, nil
+	}
+	payload := m.Payload
+	if b.cfg.Envelope == "json" {
+		payload = envelope(b.opts.GatewayID, m)
+	}
+	topic := r.ToTemplate.Expand(m.Topic, b.opts.GatewayID)
+	return l.c.Publish(topic, min(byte(r.QoS), m.QoS), m.Retain, payload), nil
+}
+
+// envelope wraps a message for consumers that must de-duplicate over MQTT
+// 3.1.1, which has no properties to carry gateway_id and seq.
+func envelope(gatewayID string, m *storage.Message) []byte {
+	e := struct {
+		GatewayID  string          `json:"gateway_id"`
+		Seq        uint64          `json:"seq"`
+		ReceivedAt string          `json:"received_at"`
+		Topic      string          `json:"topic"`
+		QoS        byte            `json:"qos"`
+		Payload    json.RawMessage `json:"payload,omitempty"`
+		PayloadB64 string          `json:"payload_b64,omitempty"`
+	}{gatewayID, m.Seq, m.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), m.Topic, m.QoS, nil, ""}
+	if json.Valid(m.Payload) {
+		e.Payload = m.Payload
+	} else {
+		e.PayloadB64 = base64.StdEncoding.EncodeToString(m.Payload)
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
