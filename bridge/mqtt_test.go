@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +226,49 @@ func TestBackoff(t *testing.T) {
 	if d := b.Next(); d > 100*time.Millisecond {
 		t.Fatalf("after Reset: %v", d)
 	}
+}
+
+// TestWrongCredentials: the upstream refuses the login; the bridge says so,
+// keeps retrying with backoff and drops nothing; once the password file is
+// corrected it connects (the file is read at every attempt) and drains.
+func TestWrongCredentials(t *testing.T) {
+	up := bridgetest.NewUpstreamAuth(t, "site/#", "gw", "right")
+	pw := filepath.Join(t.TempDir(), "cloud.pass")
+	os.WriteFile(pw, []byte("wrong\n"), 0o600)
+	q, qb := openQueue(t)
+	enqueue(t, q, qb.Mask(), 0, 100, 3)
+	var logs syncBuf
+	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(`  - name: cloud
+    mqtt: {url: "tcp://%s", username: gw, password_file: %q}
+    forward: [{from: "sensors/#", to: "site/{topic}"}]
+    reconnect: {min: 20ms, max: 100ms}
+`, up.Addr, pw)), GatewayID: "gw-1", Queue: qb, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+
+	waitUntil(t, 10*time.Second, "a refused login in the log", func() bool {
+		return strings.Contains(logs.String(), "not Authorized") || strings.Contains(logs.String(), "bad user name or password")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if s := b.Stats(); s.Up || s.Pending != 100 || len(up.Received()) != 0 {
+		t.Fatalf("with a wrong password: %+v", s)
+	}
+	os.WriteFile(pw, []byte("right\n"), 0o600)
+	up.WaitFor(t, 100, 30*time.Second)
+	waitUntil(t, 10*time.Second, "queue drained", func() bool { return qb.Pending() == 0 })
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -32,8 +32,21 @@ func NewUpstream(t testing.TB, filter string) *Upstream {
 // NewUpstreamOn is NewUpstream on a given address.
 func NewUpstreamOn(t testing.TB, addr, filter string) *Upstream {
 	t.Helper()
+	return newUpstream(t, addr, filter, new(auth.AllowHook), nil)
+}
+
+// NewUpstreamAuth is NewUpstream accepting only the given user and password.
+func NewUpstreamAuth(t testing.TB, filter, user, password string) *Upstream {
+	rules := &auth.Ledger{Auth: auth.AuthRules{{Username: auth.RString(user), Password: auth.RString(password), Allow: true}},
+		ACL: auth.ACLRules{{Username: auth.RString(user), Filters: auth.Filters{"#": auth.ReadWrite}}}}
+	return newUpstream(t, "127.0.0.1:0", filter, new(auth.Hook), &auth.Options{Ledger: rules})
+}
+
+func newUpstream(t testing.TB, addr, filter string, hook mqtt.Hook, hookOpts any) *Upstream {
 	srv := mqtt.New(&mqtt.Options{InlineClient: true})
-	srv.AddHook(new(auth.AllowHook), nil)
+	if err := srv.AddHook(hook, hookOpts); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
