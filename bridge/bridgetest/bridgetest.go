@@ -21,6 +21,7 @@ import (
 type Upstream struct {
 	Srv  *mqtt.Server // the broker, for publishing downstream
 	Addr string       // where it listens
+	once sync.Once
 	mu   sync.Mutex
 	got  []packets.Packet
 }
@@ -65,9 +66,13 @@ func newUpstream(t testing.TB, addr, filter string, hook mqtt.Hook, hookOpts any
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(u.Close)
 	return u
 }
+
+// Close stops the broker, as an upstream restart or crash does. mochi's
+// Close panics when called twice; this one is idempotent.
+func (u *Upstream) Close() { u.once.Do(func() { u.Srv.Close() }) }
 
 // Received returns what arrived so far, in order.
 func (u *Upstream) Received() []packets.Packet {
