@@ -153,11 +153,12 @@ func TestCutsDuringDrain(t *testing.T) {
 	q, qb := openQueue(t)
 	const n = 30_000
 	enqueue(t, q, qb.Mask(), 0, n, 7)
-	runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(cloudBridge, px.Addr())), GatewayID: "gw-1", Queue: qb})
+	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(cloudBridge, px.Addr())), GatewayID: "gw-1", Queue: qb})
 
 	waitUntil(t, 30*time.Second, "drain to start", func() bool { return len(up.Received()) > 1000 })
-	px.Blackhole.Store(true) // packets vanish; keepalive (1s) must notice
-	time.Sleep(2500 * time.Millisecond)
+	px.Blackhole.Store(true) // packets vanish, the connection stays
+	// keepalive 1s + ping timeout 1s: the bridge must see it is down.
+	waitUntil(t, 4*time.Second, "bridge down after blackhole", func() bool { return !b.Stats().Up })
 	px.Blackhole.Store(false)
 	px.Reset()
 	waitUntil(t, 30*time.Second, "more progress", func() bool { return qb.Position() > 5000 })
