@@ -191,9 +191,19 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	close(b.done)
-	err := b.srv.Close()
+	// mochi v2.7.9's Close can deadlock when a client disconnects during it
+	// (Clients.GetByListener re-takes a read lock a waiting writer blocks;
+	// mochi-mqtt/server#488). Bound it, so that SIGTERM still ends outpost
+	// and closes the queue cleanly.
+	closed := make(chan struct{})
+	go func() { b.srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		b.log.Error("mqtt server did not stop within 10s; going on with shutdown")
+	}
 	b.hook.wait()
-	return err
+	return nil
 }
 
 // Publish publishes a message from the gateway itself (a wired sensor, a

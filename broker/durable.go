@@ -38,6 +38,30 @@ func (h *durableHook) Provides(b byte) bool {
 type pendingAck struct {
 	pk     packets.Packet
 	ticket *storage.Ticket
+	early  bool // acknowledge without waiting for the commit (queue.sync: interval)
+}
+
+// ready reports whether p can be acknowledged now.
+func (p *pendingAck) ready() bool {
+	if p.early {
+		return true
+	}
+	select {
+	case <-p.ticket.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// result is what the acknowledgement says: an early one is a success (a
+// later refusal by the commit is counted as a drop by the queue).
+func (p *pendingAck) result() error {
+	if p.early {
+		return nil
+	}
+	_, err := p.ticket.Result()
+	return err
 }
 
 // acker writes one client's acknowledgements in the order the client sent
@@ -59,10 +83,10 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if mask == 0 {
 		return pk, nil
 	}
-	early := h.b.opts.AckBeforeSync || pk.FixedHeader.Qos == 0
+	early := h.b.opts.AckBeforeSync
 	// Enqueue blocks only while the committer is MaxPending messages behind:
 	// backpressure on this client's reads, which TCP passes on to the sensor.
-	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early))
+	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early || pk.FixedHeader.Qos == 0))
 	if err != nil {
 		// The queue is closing: refuse rather than acknowledge.
 		if pk.FixedHeader.Qos == 0 {
@@ -72,10 +96,12 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		h.refuse(cl, pk, err)
 		return pk, packets.ErrRejectPacket
 	}
-	if early {
-		return pk, nil // acknowledged and delivered by mochi now
+	if pk.FixedHeader.Qos == 0 {
+		return pk, nil // no ack: mochi delivers it now
 	}
-	h.ackerFor(cl).ch <- &pendingAck{pk: pk, ticket: t}
+	// Even an early ack goes through the acker: it writes the acks that
+	// have gathered in one syscall.
+	h.ackerFor(cl).ch <- &pendingAck{pk: pk, ticket: t, early: early}
 	return pk, packets.ErrRejectPacket
 }
 
@@ -108,32 +134,88 @@ func (h *durableHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 }
 
 func (h *durableHook) runAcker(a *acker) {
-	for p := range a.ch {
-		<-p.ticket.Done()
-		if _, err := p.ticket.Result(); err != nil {
-			h.refuse(a.cl, p.pk, err)
-			continue
+	var queue []*pendingAck // FIFO, in the client's order
+	var buf []byte
+	open := true
+	for open || len(queue) > 0 {
+		if len(queue) == 0 {
+			p, ok := <-a.ch
+			if !ok {
+				return
+			}
+			queue = append(queue, p)
 		}
-		h.ack(a.cl, p.pk)
-		h.deliver(p.pk)
+		if !queue[0].early {
+			<-queue[0].ticket.Done()
+		}
+		// Take what else has arrived, then every leading ack whose commit
+		// has ended: they go out in one write, not one syscall each.
+	drain:
+		for len(queue) < cap(a.ch) {
+			select {
+			case p, ok := <-a.ch:
+				if !ok {
+					open = false
+					break drain
+				}
+				queue = append(queue, p)
+			default:
+				break drain
+			}
+		}
+		n := 0
+		for n < len(queue) && queue[n].ready() {
+			n++
+		}
+		buf = h.ackAll(a.cl, queue[:n], buf[:0])
+		for _, p := range queue[:n] {
+			if p.result() == nil {
+				h.deliver(p.pk)
+			}
+		}
+		clear(queue[:n])
+		queue = append(queue[:0], queue[n:]...)
 	}
 }
 
-// ack writes PUBACK, or PUBREC with the inflight entry mochi's PUBREL
-// handling expects, as mochi's own processPublish does.
-func (h *durableHook) ack(cl *mqtt.Client, pk packets.Packet) {
-	ack := packets.Packet{PacketID: pk.PacketID, Created: time.Now().Unix()}
-	if pk.FixedHeader.Qos == 2 {
-		ack.FixedHeader.Type = packets.Pubrec
-		if cl.State.Inflight.Set(ack) {
-			atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
+// ackAll acknowledges committed messages with one write: PUBACK, or PUBREC
+// with the inflight entry mochi's PUBREL handling expects (as mochi's own
+// processPublish does). A success ack is 4 bytes in MQTT 3.1.1 and 5 alike.
+// A refused message is answered in its place, after the acks before it.
+func (h *durableHook) ackAll(cl *mqtt.Client, ps []*pendingAck, buf []byte) []byte {
+	flush := func() {
+		if len(buf) == 0 {
+			return
 		}
-		cl.State.Inflight.DecreaseReceiveQuota()
-	} else {
-		ack.FixedHeader.Type = packets.Puback
+		// The client's lock is the one WritePacket holds: whole packets
+		// never interleave. An error means the client is gone; it will
+		// resend (at-least-once).
+		cl.Lock()
+		if !cl.Closed() {
+			_, _ = cl.Net.Conn.Write(buf)
+		}
+		cl.Unlock()
+		buf = buf[:0]
 	}
-	// An error means the client is gone; it will resend (at-least-once).
-	_ = cl.WritePacket(ack)
+	for _, p := range ps {
+		if err := p.result(); err != nil {
+			flush()
+			h.refuse(cl, p.pk, err)
+			continue
+		}
+		typ := byte(packets.Puback << 4)
+		if p.pk.FixedHeader.Qos == 2 {
+			typ = packets.Pubrec << 4
+			rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: p.pk.PacketID, Created: time.Now().Unix()}
+			if cl.State.Inflight.Set(rec) {
+				atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
+			}
+			cl.State.Inflight.DecreaseReceiveQuota()
+		}
+		buf = append(buf, typ, 2, byte(p.pk.PacketID>>8), byte(p.pk.PacketID))
+	}
+	flush()
+	return buf
 }
 
 // deliver hands a committed message to local subscribers (and the retained

@@ -106,6 +106,13 @@ func benchIngest(b *testing.B, total int, qo storage.Options, early, route bool)
 	done := make(chan error, 1)
 	go func() { done <- br.Run(ctx) }()
 	defer func() {
+		// mochi v2.7.9's Server.Close can deadlock when a client is being
+		// removed at the same moment (Clients.GetByListener read-locks
+		// twice; mochi-mqtt/server#488): let the publishers' connections
+		// end first.
+		if err := waitNoClients(br, 10*time.Second); err != nil {
+			b.Error(err)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			b.Errorf("Run: %v", err)
@@ -125,40 +132,14 @@ func benchIngest(b *testing.B, total int, qo storage.Options, early, route bool)
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		pubs := make([]*pipePublisher, benchPublishers)
-		for p := range pubs {
-			c, err := brokertest.Dial(addr, brokertest.Options{ClientID: fmt.Sprintf("bench-%d-%d", i, p), Clean: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			pubs[p] = newPipePublisher(c, fmt.Sprintf("sensors/bench/%d", p))
-		}
-		st0, _ := q.Stats()
-		b.StartTimer()
-
-		start := time.Now()
-		errs := make([]error, len(pubs))
-		var wg sync.WaitGroup
-		for p, pub := range pubs {
-			n := total / benchPublishers
-			if p < total%benchPublishers {
-				n++
-			}
-			wg.Go(func() { errs[p] = pub.run(n, benchWindow) })
-		}
-		wg.Wait()
-		elapsed += time.Since(start)
-
-		b.StopTimer()
-		st1, _ := q.Stats()
-		commits += st1.Commits - st0.Commits
-		for _, pub := range pubs {
-			pub.close()
-		}
-		if err := errors.Join(errs...); err != nil {
+		d, c, err := ingestRun(b, q, addr, i, total)
+		if err != nil {
 			b.Fatalf("run %d: %v", i, err)
 		}
+		elapsed += d
+		commits += c
 	}
+	b.StopTimer()
 
 	if s := br.Stats(); s.Refused != 0 {
 		b.Fatalf("broker refused %d messages", s.Refused)
@@ -187,6 +168,61 @@ func benchIngest(b *testing.B, total int, qo storage.Options, early, route bool)
 	rate := float64(want) / elapsed.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	return rate
+}
+
+// ingestRun connects the publishers, publishes total messages with the
+// benchmark timer running and returns how long that took and how many
+// commits ended meanwhile. The timer is stopped on return.
+func ingestRun(b *testing.B, q *storage.Queue, addr string, run, total int) (time.Duration, uint64, error) {
+	pubs := make([]*pipePublisher, 0, benchPublishers)
+	defer func() {
+		for _, pub := range pubs {
+			pub.close()
+		}
+	}()
+	for p := range benchPublishers {
+		c, err := brokertest.Dial(addr, brokertest.Options{ClientID: fmt.Sprintf("bench-%d-%d", run, p), Clean: true})
+		if err != nil {
+			return 0, 0, err
+		}
+		pubs = append(pubs, newPipePublisher(c, fmt.Sprintf("sensors/bench/%d", p)))
+	}
+	st0, err := q.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+
+	b.StartTimer()
+	start := time.Now()
+	errs := make([]error, len(pubs))
+	var wg sync.WaitGroup
+	for p, pub := range pubs {
+		n := total / benchPublishers
+		if p < total%benchPublishers {
+			n++
+		}
+		wg.Go(func() { errs[p] = pub.run(n, benchWindow) })
+	}
+	wg.Wait()
+	d := time.Since(start)
+	b.StopTimer()
+
+	st1, err := q.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return d, st1.Commits - st0.Commits, errors.Join(errs...)
+}
+
+func waitNoClients(br *Broker, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for br.Stats().ClientsConnected > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d clients still connected after %v", br.Stats().ClientsConnected, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }
 
 func waitAppended(q *storage.Queue, want uint64, limit time.Duration) (storage.Stats, error) {

@@ -96,8 +96,9 @@ type Queue struct {
 
 	readOnly bool
 
-	wmu   sync.Mutex // serialises write transactions with their state update
-	lease uint64     // guarded by wmu
+	wmu    sync.Mutex // serialises write transactions with their state update
+	lease  uint64     // guarded by wmu
+	mapped int64      // the file's size as of the last commit; guarded by wmu
 
 	mu       sync.Mutex // guards the fields below
 	st       state      // as of the last committed transaction
@@ -162,6 +163,7 @@ func Open(path string, opts Options) (*Queue, error) {
 		return nil, err
 	}
 	q.wg.Go(q.committer)
+	q.wg.Go(q.releaser)
 	if opts.MaxAge > 0 {
 		q.wg.Go(q.janitor)
 	}
@@ -332,15 +334,18 @@ func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
 	q.mu.Lock()
 	st := q.st
 	q.mu.Unlock()
+	var size int64
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		if err := fn(tx, &st); err != nil {
 			return err
 		}
+		size = tx.Size()
 		return tx.Bucket(metaBucket).Put(stateKey, st.marshal())
 	})
 	if err != nil {
 		return err
 	}
+	q.mapped = size
 	q.mu.Lock()
 	advanced := st.seq != q.st.seq
 	q.st = st
@@ -495,4 +500,26 @@ func OpenReadOnly(path string, opts Options) (*Queue, error) {
 		return nil, err
 	}
 	return q, nil
+}
+
+// releaser keeps the resident part of bbolt's map from growing with the
+// backlog. Every commit reads, through the map, the pages the last one
+// wrote, and each fault maps a run of them; reading a backlog to forward it
+// does the same. Once a second the map's pages are released (they stay in
+// the page cache). wmu is held, so no transaction can remap the file.
+func (q *Queue) releaser() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-q.closing:
+			return
+		}
+		q.wmu.Lock()
+		if q.mapped > 0 {
+			dropResident(q.db.Info().Data, int(q.mapped))
+		}
+		q.wmu.Unlock()
+	}
 }

@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 var listenersRE = regexp.MustCompile(`listeners=(\S+)`)
 
 // startOutpost runs `outpost run -c cfgPath` and waits until it listens.
-func startOutpost(t *testing.T, cfgPath string) *proc {
+func startOutpost(t testing.TB, cfgPath string) *proc {
 	t.Helper()
 	p := &proc{logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "run", "-c", cfgPath)
@@ -114,7 +114,7 @@ func (p *proc) kill() {
 }
 
 // stop sends sig and returns the exit error.
-func (p *proc) stop(t *testing.T, sig os.Signal) error {
+func (p *proc) stop(t testing.TB, sig os.Signal) error {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
@@ -129,7 +129,7 @@ func (p *proc) stop(t *testing.T, sig os.Signal) error {
 // writeConfig writes a config with one tcp listener on a free loopback port,
 // data in dir, and one MQTT bridge "cloud" forwarding sensors/#. Its upstream
 // is not reached in these tests: the queue keeps everything.
-func writeConfig(t *testing.T, dir, extra string) string {
+func writeConfig(t testing.TB, dir, extra string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`gateway_id: test-gw
 data_dir: %s

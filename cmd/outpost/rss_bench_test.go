@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,9 +38,9 @@ func BenchmarkRSSBacklog(b *testing.B) {
 	}
 	for range b.N {
 		dir := b.TempDir()
-		cfg := benchConfig(b, dir)
+		cfg := writeConfig(b, dir, "")
 
-		p := startOutpostTB(b, cfg)
+		p := startOutpost(b, cfg)
 		time.Sleep(time.Second)
 		idle := readRSS(b, p)
 
@@ -51,15 +49,15 @@ func BenchmarkRSSBacklog(b *testing.B) {
 		took := time.Since(start)
 		time.Sleep(2 * time.Second)
 		backlog := readRSS(b, p)
-		stopOutpost(b, p)
+		stopClean(b, p)
 
-		p = startOutpostTB(b, cfg)
+		p = startOutpost(b, cfg)
 		time.Sleep(time.Second)
 		restart := readRSS(b, p)
 		if want := fmt.Sprintf(" queued=%d ", n); !strings.Contains(p.logs.String(), want) {
 			b.Errorf("restarted outpost does not report%s:\n%s", want, p.logs)
 		}
-		stopOutpost(b, p)
+		stopClean(b, p)
 
 		q, err := storage.OpenReadOnly(filepath.Join(dir, "data", "queue.db"), storage.Options{})
 		if err != nil {
@@ -87,79 +85,6 @@ func BenchmarkRSSBacklog(b *testing.B) {
 		b.ReportMetric(ratio, "ratio")
 		b.Logf("%d messages (%.0f msgs/s, queue file %.1f MiB): RSS MiB (anon+file) idle %s, backlog %s, restart %s; backlog/idle %.2f, restart/idle %.2f",
 			n, float64(n)/took.Seconds(), float64(fi.Size())/(1<<20), idle, backlog, restart, ratio, restart.rss/idle.rss)
-	}
-}
-
-// benchConfig is writeConfig's config (one tcp listener, data in dir, bridge
-// "cloud" forwarding sensors/# to an upstream that is never reached).
-func benchConfig(tb testing.TB, dir string) string {
-	tb.Helper()
-	cfg := fmt.Sprintf(`gateway_id: test-gw
-data_dir: %s
-log: {level: info}
-listeners:
-  - {name: sensors, type: tcp, address: "127.0.0.1:0"}
-auth: {anonymous: true}
-bridges:
-  - name: cloud
-    mqtt: {url: "tcp://127.0.0.1:1"}
-    forward:
-      - {from: "sensors/#", to: "site/{gateway_id}/{topic}", qos: 1}
-`, filepath.Join(dir, "data"))
-	path := filepath.Join(dir, "outpost.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
-}
-
-// startOutpostTB is startOutpost for a benchmark.
-func startOutpostTB(tb testing.TB, cfgPath string) *proc {
-	tb.Helper()
-	p := &proc{logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "run", "-c", cfgPath)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.logs.Write([]byte(line + "\n"))
-			if m := listenersRE.FindStringSubmatch(line); m != nil && strings.Contains(line, "outpost running") {
-				addr <- strings.Split(m[1], ",")[0]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		p.done <- p.cmd.Wait()
-	}()
-	tb.Cleanup(func() { p.kill() })
-	select {
-	case p.addr = <-addr:
-	case err := <-p.done:
-		tb.Fatalf("outpost exited before listening: %v\n%s", err, p.logs)
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("outpost did not start listening:\n%s", p.logs)
-	}
-	return p
-}
-
-// stopOutpost sends SIGTERM and fails unless outpost stops cleanly.
-func stopOutpost(tb testing.TB, p *proc) {
-	tb.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil || !strings.Contains(p.logs.String(), "outpost stopped cleanly") {
-			tb.Fatalf("SIGTERM: exit %v\n%s", err, p.logs)
-		}
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("outpost did not exit after SIGTERM:\n%s", p.logs)
 	}
 }
 
@@ -261,5 +186,13 @@ func publishBacklog(tb testing.TB, addr string, n int) {
 		if err != nil {
 			tb.Fatal(err)
 		}
+	}
+}
+
+// stopClean stops outpost with SIGTERM and fails unless it exits cleanly.
+func stopClean(tb testing.TB, p *proc) {
+	tb.Helper()
+	if err := p.stop(tb, syscall.SIGTERM); err != nil || !strings.Contains(p.logs.String(), "outpost stopped cleanly") {
+		tb.Fatalf("SIGTERM: exit %v\n%s", err, p.logs)
 	}
 }
