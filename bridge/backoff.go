@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -22,23 +21,7 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // at Max. A success resets it.
 type Backoff struct {
 	Min, Max time.Duration
-	Clock    Clock
 	n        int
-}
-
-// Wait blocks for the next backoff delay, or until ctx is done.
-func (b *Backoff) Wait(ctx context.Context) error {
-	d := b.Next()
-	clock := b.Clock
-	if clock == nil {
-		clock = realClock{}
-	}
-	select {
-	case <-clock.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Next returns the next delay and counts a failure.

@@ -86,7 +86,7 @@ func (b *MQTT) Stats() Stats {
 
 // Run connects, forwards and reconnects until ctx is done.
 func (b *MQTT) Run(ctx context.Context) error {
-	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max, Clock: b.opts.Clock}
+	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max}
 	if bo.Min <= 0 {
 		bo.Min = 500 * time.Millisecond
 	}

@@ -362,6 +362,3 @@ func (q *Queue) Stats() (Stats, error) {
 
 // Changed returns a channel that is closed when a message is next committed.
 func (b *Bridge) Changed() <-chan struct{} { return b.q.Changed() }
-
-// LastSeq is the sequence number of the last committed message.
-func (b *Bridge) LastSeq() uint64 { return b.q.stats().seq }

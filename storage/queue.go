@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -441,24 +440,6 @@ func (q *Queue) Changed() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.notify
-}
-
-// Wait blocks until a message with a sequence number above seq has been
-// committed, or ctx is done.
-func (q *Queue) Wait(ctx context.Context, seq uint64) error {
-	for {
-		q.mu.Lock()
-		last, ch := q.st.seq, q.notify
-		q.mu.Unlock()
-		if last > seq {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 func seqKey(seq uint64) []byte {
