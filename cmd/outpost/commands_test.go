@@ -146,6 +146,7 @@ func TestRunQueueStatsPeek(t *testing.T) {
 func TestRunDefaultConfig(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "run")
+	cmd.SysProcAttr = dieWithTest()
 	cmd.Dir = dir
 	var logs syncBuffer
 	cmd.Stderr = &logs

@@ -165,6 +165,7 @@ func TestCrashMosquittoPub(t *testing.T) {
 		topic := fmt.Sprintf("sensors/mosq-%d", round)
 		cmd := exec.Command(mp, "-h", host, "-p", port, "-V", version, "-q", "1", "-t", topic, "-l", "-d",
 			"-i", fmt.Sprintf("mosq-%d", round))
+		cmd.SysProcAttr = dieWithTest()
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {

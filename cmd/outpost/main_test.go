@@ -70,6 +70,7 @@ func startOutpost(t testing.TB, cfgPath string) *proc {
 	t.Helper()
 	p := &proc{logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "run", "-c", cfgPath)
+	p.cmd.SysProcAttr = dieWithTest()
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,4 +149,12 @@ bridges:
 		t.Fatal(err)
 	}
 	return path
+}
+
+// dieWithTest makes a child process get SIGKILL when the test process dies,
+// even when go test's timeout kills it: an orphaned publisher that keeps
+// reconnecting would otherwise publish into whatever later listens on its
+// port.
+func dieWithTest() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
