@@ -40,7 +40,10 @@ func TestMosquittoUpstream(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o600)
+	// mosquitto queues at most 1000 messages for a subscriber by default and
+	// drops the rest: lift that, so that a slow consumer (-race) sees all.
+	os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n"+
+		"max_queued_messages 0\nmax_queued_bytes 0\n", port)), 0o600)
 	cmd := exec.Command(bin, "-c", conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
 	if err := cmd.Start(); err != nil {
