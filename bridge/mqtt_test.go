@@ -102,8 +102,11 @@ func checkOrder(t *testing.T, got []packets.Packet) (dups int) {
 	return dups
 }
 
+// cloudBridge is the bridge most tests use. Its keepalive is long enough
+// that a slow -race run never mistakes a busy link for a dead one (that
+// reconnect would resend, and these tests count duplicates).
 const cloudBridge = `  - name: cloud
-    mqtt: {url: "tcp://%s", keepalive: 1s}
+    mqtt: {url: "tcp://%s", keepalive: 10s}
     forward:
       - {from: "sensors/#", to: "site/{gateway_id}/{topic}", qos: 1}
     batch: {max_messages: 500, max_delay: 20ms}
@@ -153,12 +156,14 @@ func TestCutsDuringDrain(t *testing.T) {
 	q, qb := openQueue(t)
 	const n = 30_000
 	enqueue(t, q, qb.Mask(), 0, n, 7)
-	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(cloudBridge, px.Addr())), GatewayID: "gw-1", Queue: qb})
+	// A 1s keepalive, so that the blackhole is noticed quickly.
+	fast := strings.Replace(cloudBridge, "keepalive: 10s", "keepalive: 1s", 1)
+	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(fast, px.Addr())), GatewayID: "gw-1", Queue: qb})
 
 	waitUntil(t, 30*time.Second, "drain to start", func() bool { return len(up.Received()) > 1000 })
 	px.Blackhole.Store(true) // packets vanish, the connection stays
 	// keepalive 1s + ping timeout 1s: the bridge must see it is down.
-	waitUntil(t, 4*time.Second, "bridge down after blackhole", func() bool { return !b.Stats().Up })
+	waitUntil(t, 10*time.Second, "bridge down after blackhole", func() bool { return !b.Stats().Up })
 	px.Blackhole.Store(false)
 	px.Reset()
 	waitUntil(t, 30*time.Second, "more progress", func() bool { return qb.Position() > 5000 })
