@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # The race detector needs a C toolchain; without one the tests run without it.
 RACE     := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
-FUZZTIME ?= 10s
+FUZZTIME ?= 10s   # a duration, or a count of inputs such as 50000x (what CI uses)
 # make bench: 1,000,000-message figures; CI sets a small count.
 OUTPOST_BENCH_MESSAGES ?= 1000000
 export OUTPOST_BENCH_MESSAGES
