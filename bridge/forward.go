@@ -37,12 +37,16 @@ type Stats struct {
 	Forwarded uint64    // messages acknowledged upstream since start
 	Pending   uint64    // messages waiting in the queue for this bridge
 	LastAck   time.Time // when the upstream last acknowledged a message; zero if never
+	// DroppedNoRoute counts queued messages that no forward route of the
+	// bridge matches any more (the config changed since they were queued).
+	DroppedNoRoute uint64
 }
 
 type counters struct {
 	up        atomic.Bool
 	forwarded atomic.Uint64
 	lastAck   atomic.Int64 // Unix ns
+	noRoute   atomic.Uint64
 }
 
 // forwarder moves one bridge's messages from the queue to a link.

@@ -77,7 +77,8 @@ func (b *MQTT) Name() string { return b.opts.Config.Name }
 
 // Stats returns the bridge's counters.
 func (b *MQTT) Stats() Stats {
-	s := Stats{Name: b.Name(), Up: b.c.up.Load(), Forwarded: b.c.forwarded.Load(), Pending: b.opts.Queue.Pending()}
+	s := Stats{Name: b.Name(), Up: b.c.up.Load(), Forwarded: b.c.forwarded.Load(), Pending: b.opts.Queue.Pending(),
+		DroppedNoRoute: b.c.noRoute.Load()}
 	if ns := b.c.lastAck.Load(); ns != 0 {
 		s.LastAck = time.Unix(0, ns)
 	}
@@ -140,7 +141,6 @@ func (b *MQTT) session(ctx context.Context) (connected bool, err error) {
 		c.Publish(b.cfg.StatusTopic, 1, true, "online")
 	}
 	for _, r := range b.opts.Config.Receive {
-		r := r
 		st := c.Subscribe(r.From, byte(r.QoS), func(_ paho.Client, m paho.Message) { b.receive(ctx, r, m) })
 		if !st.WaitTimeout(b.cfg.ConnectTimeout) || st.Error() != nil {
 			return true, fmt.Errorf("subscribing to %s: %v", r.From, st.Error())
@@ -258,8 +258,10 @@ func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 		}
 	}
 	if r == nil {
-		// Queued under an earlier config whose routes this one no longer has.
-		b.log.Warn("queued message matches no forward route of this bridge any more; skipped", "topic", m.Topic, "seq", m.Seq)
+		// Queued under an earlier config whose routes this one no longer
+		// has: nothing says where it goes. Dropped, and counted.
+		b.c.noRoute.Add(1)
+		b.log.Warn("queued message matches no forward route of this bridge any more; dropped", "topic", m.Topic, "seq", m.Seq)
 		return nil, nil
 	}
 	payload := m.Payload

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -243,7 +242,7 @@ func TestWrongCredentials(t *testing.T) {
 	os.WriteFile(pw, []byte("wrong\n"), 0o600)
 	q, qb := openQueue(t)
 	enqueue(t, q, qb.Mask(), 0, 100, 3)
-	var logs syncBuf
+	var logs bridgetest.Buffer
 	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(`  - name: cloud
     mqtt: {url: "tcp://%s", username: gw, password_file: %q}
     forward: [{from: "sensors/#", to: "site/{topic}"}]
@@ -260,23 +259,6 @@ func TestWrongCredentials(t *testing.T) {
 	os.WriteFile(pw, []byte("right\n"), 0o600)
 	up.WaitFor(t, 100, 30*time.Second)
 	waitUntil(t, 10*time.Second, "queue drained", func() bool { return qb.Pending() == 0 })
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestUpstreamRestart: the upstream broker goes away mid-drain and comes
@@ -298,4 +280,26 @@ func TestUpstreamRestart(t *testing.T) {
 		t.Fatalf("%d distinct messages arrived, want %d", len(all)-dups, n)
 	}
 	t.Logf("%d before the restart, %d after, %d duplicates", len(before), len(second.Received()), dups)
+}
+
+// TestNoRouteCounted: a queued message that no forward route matches any
+// more (the config changed) is dropped and counted, never silently.
+func TestNoRouteCounted(t *testing.T) {
+	up := bridgetest.NewUpstream(t, "site/#")
+	q, qb := openQueue(t)
+	for _, topic := range []string{"legacy/x", "sensors/a"} {
+		tk, _ := q.Enqueue(t.Context(), &storage.Message{Topic: topic, Payload: []byte("p"), QoS: 1, Bridges: qb.Mask()})
+		if _, err := tk.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(cloudBridge, up.Addr)), GatewayID: "gw-1", Queue: qb})
+	got := up.WaitFor(t, 1, 10*time.Second)
+	waitUntil(t, 10*time.Second, "queue drained", func() bool { return qb.Pending() == 0 })
+	if got[0].TopicName != "site/gw-1/sensors/a" || len(up.Received()) != 1 {
+		t.Fatalf("upstream got %d messages, first on %s", len(up.Received()), got[0].TopicName)
+	}
+	if s := b.Stats(); s.DroppedNoRoute != 1 || s.Forwarded != 1 {
+		t.Fatalf("stats %+v: want 1 forwarded, 1 dropped for no route", s)
+	}
 }

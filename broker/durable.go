@@ -86,7 +86,7 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	early := h.b.opts.AckBeforeSync
 	// Enqueue blocks only while the committer is MaxPending messages behind:
 	// backpressure on this client's reads, which TCP passes on to the sensor.
-	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early || pk.FixedHeader.Qos == 0))
+	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early))
 	if err != nil {
 		// The queue is closing: refuse rather than acknowledge.
 		if pk.FixedHeader.Qos == 0 {

@@ -152,6 +152,19 @@ func (k *checker) errorf(path, format string, args ...any) {
 }
 
 // oneOf checks that the value at path is one of allowed.
+// unique checks that a required identifier (a name, a username) is set and
+// not used before; seen maps each one to the path of its first use.
+func (k *checker) unique(path, value, what string, seen map[string]string) {
+	switch {
+	case value == "":
+		k.errorf(path, "required")
+	case seen[value] != "":
+		k.errorf(path, "%q is already the %s of %s", value, what, seen[value])
+	default:
+		seen[value] = strings.TrimSuffix(path, "."+what)
+	}
+}
+
 func (k *checker) oneOf(path, value string, allowed ...string) {
 	if !slices.Contains(allowed, value) {
 		k.errorf(path, "%q is not one of: %s", value, strings.Join(allowed, ", "))
@@ -216,14 +229,7 @@ func (c *Config) validate() ErrorList {
 	names := map[string]string{}
 	for i, l := range c.Listeners {
 		p := fmt.Sprintf("listeners[%d]", i)
-		switch {
-		case l.Name == "":
-			k.errorf(p+".name", "required")
-		case names[l.Name] != "":
-			k.errorf(p+".name", "%q is already the name of %s", l.Name, names[l.Name])
-		default:
-			names[l.Name] = p
-		}
+		k.unique(p+".name", l.Name, "name", names)
 		k.oneOf(p+".type", l.Type, "tcp", "tls", "ws", "wss")
 		if l.Address == "" {
 			k.errorf(p+".address", "required")
@@ -258,14 +264,7 @@ func (c *Config) validate() ErrorList {
 	users := map[string]string{}
 	for i, u := range c.Auth.Users {
 		p := fmt.Sprintf("auth.users[%d]", i)
-		switch {
-		case u.Username == "":
-			k.errorf(p+".username", "required")
-		case users[u.Username] != "":
-			k.errorf(p+".username", "%q is already the username of %s", u.Username, users[u.Username])
-		default:
-			users[u.Username] = p
-		}
+		k.unique(p+".username", u.Username, "username", users)
 		if !isBcrypt(u.PasswordHash) {
 			k.errorf(p+".password_hash", "not a bcrypt hash ($2a$, $2b$ or $2y$ and 60 characters); make one with `outpost passwd`")
 		}
@@ -299,15 +298,10 @@ func (c *Config) validate() ErrorList {
 	for i := range c.Bridges {
 		b := &c.Bridges[i]
 		p := fmt.Sprintf("bridges[%d]", i)
-		switch {
-		case b.Name == "":
-			k.errorf(p+".name", "required")
-		case !bridgeName.MatchString(b.Name):
+		if b.Name != "" && !bridgeName.MatchString(b.Name) {
 			k.errorf(p+".name", "%q may contain only a-z, 0-9, _ and -", b.Name)
-		case bridges[b.Name] != "":
-			k.errorf(p+".name", "%q is already the name of %s", b.Name, bridges[b.Name])
-		default:
-			bridges[b.Name] = p
+		} else {
+			k.unique(p+".name", b.Name, "name", bridges)
 		}
 		switch {
 		case b.MQTT != nil && b.Kafka != nil:
@@ -487,14 +481,7 @@ func (k *checker) route(p string, r *Route, kafka bool) {
 }
 
 func (k *checker) device(p string, d *Device, names, bridges map[string]string) {
-	switch {
-	case d.Name == "":
-		k.errorf(p+".name", "required")
-	case names[d.Name] != "":
-		k.errorf(p+".name", "%q is already the name of %s", d.Name, names[d.Name])
-	default:
-		names[d.Name] = p
-	}
+	k.unique(p+".name", d.Name, "name", names)
 	keys, ok := driverKeys[d.Driver]
 	if !ok {
 		k.errorf(p+".driver", "%q is not one of: bme280, bmp280, ads1115, gpio_in, gpio_out", d.Driver)

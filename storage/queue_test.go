@@ -607,3 +607,24 @@ func TestReleasedPagesReadBack(t *testing.T) {
 	}
 	enqueue(t, q, "t", 1, "after") // and writing goes on
 }
+
+// TestRefusedAfterEarlyAck: with queue.sync: interval the sender was
+// acknowledged before the commit, so a message the commit refuses is lost
+// and must be counted as dropped, not as refused-and-kept-by-the-sender.
+func TestRefusedAfterEarlyAck(t *testing.T) {
+	q, _ := mustOpen(t, Options{Bridges: []string{"b"}, MaxBytes: 1000, WhenFull: RejectNew})
+	var lost uint64
+	for i := range 30 {
+		tk, err := q.Enqueue(t.Context(), &Message{Topic: "topic", Payload: []byte(fmt.Sprintf("message-%03d", i)), QoS: 1, Bridges: 1, AckedEarly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tk.Wait(t.Context()); errors.Is(err, ErrFull) {
+			lost++
+		}
+	}
+	st, _ := q.Stats()
+	if lost == 0 || st.Dropped[ReasonQueueFull] != lost || st.Rejected != 0 {
+		t.Fatalf("%d refused after an early ack: dropped %d, rejected %d; want all counted as dropped", lost, st.Dropped[ReasonQueueFull], st.Rejected)
+	}
+}

@@ -5,6 +5,7 @@ package bridgetest
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,4 +186,23 @@ func (p *Proxy) Reset() {
 		c.Close()
 		delete(p.conns, c)
 	}
+}
+
+// Buffer is a bytes buffer safe for concurrent writes: a log sink that
+// tests read while the code under test writes.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

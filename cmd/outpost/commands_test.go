@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/storage"
 )
 
@@ -148,7 +149,7 @@ func TestRunDefaultConfig(t *testing.T) {
 	cmd := exec.Command(binary, "run")
 	cmd.SysProcAttr = dieWithTest()
 	cmd.Dir = dir
-	var logs syncBuffer
+	var logs bridgetest.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -10,10 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/bridge/bridgetest"
 )
 
 // binary is the outpost binary built once for the tests that run it as a
@@ -42,25 +42,8 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string // the first listener's address
-	logs *syncBuffer
+	logs *bridgetest.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var listenersRE = regexp.MustCompile(`listeners=(\S+)`)
@@ -68,7 +51,7 @@ var listenersRE = regexp.MustCompile(`listeners=(\S+)`)
 // startOutpost runs `outpost run -c cfgPath` and waits until it listens.
 func startOutpost(t testing.TB, cfgPath string) *proc {
 	t.Helper()
-	p := &proc{logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{logs: &bridgetest.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "run", "-c", cfgPath)
 	p.cmd.SysProcAttr = dieWithTest()
 	stderr, err := p.cmd.StderrPipe()
