@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,30 @@ import (
 
 // errLinkLost ends a session whose upstream connection went away.
 var errLinkLost = errors.New("upstream connection lost")
+
+// Reasons a bridge drops a queued message; each is counted and logged.
+const (
+	// DropNoRoute: no forward route of the bridge matches the message any
+	// more (the config changed since it was queued).
+	DropNoRoute = "no_route"
+	// DropRefused: the upstream refused the message itself, again and again
+	// (an ACL denying the topic, a record too large for the cluster).
+	DropRefused = "upstream_refused"
+)
+
+// dropError is the outcome of a message that can never be delivered: the
+// forwarder counts it by reason, logs it and goes on. Any other delivery
+// error ends the session, and the message is sent again on the next one.
+type dropError struct {
+	reason string
+	err    error
+}
+
+func (e *dropError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *dropError) Unwrap() error { return e.err }
+
+// drop marks err as permanent for the message it concerns.
+func drop(reason string, err error) error { return &dropError{reason, err} }
 
 // delivery is a message handed to the upstream, done when the upstream has
 // acknowledged it (Error nil) or the attempt failed.
@@ -23,11 +48,15 @@ type delivery interface {
 
 // link is one connected upstream session.
 type link interface {
-	// send hands m upstream. A nil delivery with a nil error means the
-	// message needs no sending (counted by send itself).
+	// send hands m upstream. A *dropError means the message is not to be
+	// sent; any other error ends the session.
 	send(m *storage.Message) (delivery, error)
 	// lost is closed when the session has ended.
 	lost() <-chan struct{}
+	// closedByPeer reports, once lost is closed, whether the upstream
+	// closed the connection itself, as MQTT 3.1.1 brokers do to refuse a
+	// publish, rather than the network failing or going silent.
+	closedByPeer() bool
 }
 
 // Stats are a bridge's counters, for the metrics endpoint.
@@ -37,16 +66,39 @@ type Stats struct {
 	Forwarded uint64    // messages acknowledged upstream since start
 	Pending   uint64    // messages waiting in the queue for this bridge
 	LastAck   time.Time // when the upstream last acknowledged a message; zero if never
-	// DroppedNoRoute counts queued messages that no forward route of the
-	// bridge matches any more (the config changed since they were queued).
-	DroppedNoRoute uint64
+	// Dropped counts the messages the bridge gave up on, by reason
+	// (DropNoRoute, DropRefused, ...), since start.
+	Dropped map[string]uint64
 }
 
 type counters struct {
 	up        atomic.Bool
 	forwarded atomic.Uint64
 	lastAck   atomic.Int64 // Unix ns
-	noRoute   atomic.Uint64
+	mu        sync.Mutex
+	dropped   map[string]uint64
+}
+
+func (c *counters) drop(reason string) {
+	c.mu.Lock()
+	if c.dropped == nil {
+		c.dropped = map[string]uint64{}
+	}
+	c.dropped[reason]++
+	c.mu.Unlock()
+}
+
+func (c *counters) stats(name string, pending uint64) Stats {
+	s := Stats{Name: name, Up: c.up.Load(), Forwarded: c.forwarded.Load(), Pending: pending, Dropped: map[string]uint64{}}
+	if ns := c.lastAck.Load(); ns != 0 {
+		s.LastAck = time.Unix(0, ns)
+	}
+	c.mu.Lock()
+	for k, v := range c.dropped {
+		s.Dropped[k] = v
+	}
+	c.mu.Unlock()
+	return s
 }
 
 // forwarder moves one bridge's messages from the queue to a link.
@@ -58,11 +110,26 @@ type forwarder struct {
 	pace        *pacer
 	c           *counters
 	log         *slog.Logger
+
+	// refuseAfter > 0 turns on refusal detection, for upstreams whose only
+	// way to refuse a publish is to close the connection (MQTT 3.1.1). The
+	// oldest message still unacknowledged when a session is lost becomes
+	// the suspect; the next session sends it alone (a probe) before
+	// anything else. When the upstream closes the connection within
+	// probeWait of a probe refuseAfter times in a row, the message is
+	// dropped as DropRefused, so that one refused topic cannot stop the
+	// whole bridge. A blackholed or reset link never counts: it is not a
+	// close by the peer, or it happens before the probe is sent.
+	refuseAfter int
+	probeWait   time.Duration
+	suspect     uint64
+	strikes     int
 }
 
 type inflight struct {
-	seq uint64
-	d   delivery
+	seq  uint64
+	d    delivery
+	sent time.Time // set while probing only
 }
 
 // run forwards until the link is lost or ctx is done. It starts from the
@@ -84,28 +151,64 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		acked, lastAck = seq, time.Now()
 		return nil
 	}
+	probing := f.refuseAfter > 0 && f.suspect > acked
+	if !probing {
+		f.suspect, f.strikes = 0, 0
+	}
+	// lost ends the session: it records what is done, so the next session
+	// resends as little as possible, and notes the suspect.
+	lost := func() error {
+		n, _ := f.harvest(window)
+		if n > 0 {
+			done = window[n-1].seq
+		}
+		if err := ack(done); err != nil {
+			return err
+		}
+		f.noteLoss(l, window[n:], probing)
+		return errLinkLost
+	}
 	for {
 		changed := f.qb.Changed() // before reading, so no commit is missed
-		// Fill the window: up to two batches in flight.
-		for len(window) < 2*f.maxMessages {
-			msgs, next, err := f.qb.Read(read, min(f.maxMessages, 2*f.maxMessages-len(window)), f.maxBytes)
+		// Fill the window: up to two batches in flight, one while probing.
+		limit := 2 * f.maxMessages
+		if probing {
+			limit = 1
+		}
+		for len(window) < limit {
+			msgs, next, err := f.qb.Read(read, min(f.maxMessages, limit-len(window)), f.maxBytes)
 			if err != nil {
 				return fmt.Errorf("reading queue: %w", err)
 			}
 			for i := range msgs {
+				m := &msgs[i]
+				if f.refuseAfter > 0 && m.Seq == f.suspect && f.strikes >= f.refuseAfter {
+					f.dropped(m, &dropError{DropRefused, fmt.Errorf("the upstream closed the connection each of the last %d times it was sent", f.strikes)})
+					probing, f.suspect, f.strikes = false, 0, 0
+					continue
+				}
 				if err := f.pace.wait(ctx, l.lost()); err != nil {
+					if errors.Is(err, errLinkLost) {
+						return lost()
+					}
 					return err
 				}
-				d, err := l.send(&msgs[i])
+				d, err := l.send(m)
+				if de := (*dropError)(nil); errors.As(err, &de) {
+					f.dropped(m, de)
+					continue
+				}
 				if err != nil {
 					return err
 				}
-				if d != nil {
-					window = append(window, inflight{msgs[i].Seq, d})
+				w := inflight{seq: m.Seq, d: d}
+				if probing {
+					w.sent = time.Now()
 				}
+				window = append(window, w)
 			}
 			if next == read {
-				break
+				break // nothing more in the queue
 			}
 			read = next
 		}
@@ -120,7 +223,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			case <-changed:
 				continue
 			case <-l.lost():
-				return errLinkLost
+				return lost()
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -129,21 +232,26 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		select {
 		case <-window[0].d.Done():
 		case <-l.lost():
-			return errLinkLost
+			return lost()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		n := 0
-		for n < len(window) && isDone(window[n].d) {
-			if err := window[n].d.Error(); err != nil {
-				return fmt.Errorf("upstream refused message %d: %w", window[n].seq, err)
+		n, failed := f.harvest(window)
+		if n > 0 {
+			done = window[n-1].seq
+		}
+		if failed != nil {
+			// Finished with an error that is not a drop: the session is
+			// broken; the message is sent again on the next one.
+			if err := ack(done); err != nil {
+				return err
 			}
-			done = window[n].seq
-			n++
+			return fmt.Errorf("upstream did not take message %d: %w", window[n].seq, failed)
 		}
 		window = append(window[:0], window[n:]...)
-		f.c.forwarded.Add(uint64(n))
-		f.c.lastAck.Store(time.Now().UnixNano())
+		if probing && done >= f.suspect {
+			probing, f.suspect, f.strikes = false, 0, 0 // the upstream took it
+		}
 		// Record the position once a batch is done or max_delay has passed:
 		// one transaction for many messages.
 		if len(window) == 0 || done-acked >= uint64(f.maxMessages) || time.Since(lastAck) >= f.maxDelay {
@@ -155,6 +263,59 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 				return err
 			}
 		}
+	}
+}
+
+// harvest counts the finished deliveries at the head of the window and
+// returns how many there are. Deliveries finished with a drop are counted
+// as dropped; an error of another kind stops the harvest and is returned
+// (window[n] failed with it).
+func (f *forwarder) harvest(window []inflight) (n int, failed error) {
+	acked := 0
+	for n < len(window) && isDone(window[n].d) {
+		if err := window[n].d.Error(); err != nil {
+			de := (*dropError)(nil)
+			if !errors.As(err, &de) {
+				failed = err
+				break
+			}
+			f.c.drop(de.reason)
+			f.log.Warn("upstream refused a message; dropped", "seq", window[n].seq, "reason", de.reason, "error", de.err)
+		} else {
+			acked++
+		}
+		n++
+	}
+	if acked > 0 {
+		f.c.forwarded.Add(uint64(acked))
+		f.c.lastAck.Store(time.Now().UnixNano())
+	}
+	return n, failed
+}
+
+// dropped counts and logs a message the bridge gives up on.
+func (f *forwarder) dropped(m *storage.Message, de *dropError) {
+	f.c.drop(de.reason)
+	f.log.Warn("queued message cannot be forwarded; dropped", "seq", m.Seq, "topic", m.Topic, "reason", de.reason, "error", de.err)
+}
+
+// noteLoss records the oldest unfinished message of a lost session as the
+// suspect, and counts a strike when it was being probed and the upstream
+// closed the connection soon after it was sent.
+func (f *forwarder) noteLoss(l link, unfinished []inflight, probing bool) {
+	if f.refuseAfter <= 0 || len(unfinished) == 0 {
+		return
+	}
+	head := unfinished[0]
+	switch {
+	case probing && head.seq == f.suspect && l.closedByPeer() && time.Since(head.sent) < f.probeWait:
+		f.strikes++
+		f.log.Warn("upstream closed the connection after one message; it may refuse its topic",
+			"seq", head.seq, "strike", f.strikes, "drop_after", f.refuseAfter)
+	case head.seq != f.suspect:
+		f.suspect, f.strikes = head.seq, 0
+	default:
+		f.strikes = 0 // not a refusal this time: the count is of consecutive ones
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -35,6 +36,15 @@ type Options struct {
 	Logger    *slog.Logger
 	Clock     Clock // nil: the real clock
 }
+
+// An MQTT 3.1.1 broker refuses a publish it will not accept (an ACL denying
+// the topic) by closing the connection. A message the upstream closed the
+// connection on refuseAfter times in a row, each time within probeWait of
+// being sent alone, is dropped as DropRefused (see forwarder.refuseAfter).
+const (
+	refuseAfter = 3
+	probeWait   = 10 * time.Second
+)
 
 // MQTT is a bridge to an upstream MQTT broker.
 type MQTT struct {
@@ -68,6 +78,8 @@ func NewMQTT(o Options) (*MQTT, error) {
 		pace:        &pacer{rate: o.Config.MaxRate},
 		c:           &b.c,
 		log:         b.log,
+		refuseAfter: refuseAfter,
+		probeWait:   probeWait,
 	}
 	return b, nil
 }
@@ -77,12 +89,7 @@ func (b *MQTT) Name() string { return b.opts.Config.Name }
 
 // Stats returns the bridge's counters.
 func (b *MQTT) Stats() Stats {
-	s := Stats{Name: b.Name(), Up: b.c.up.Load(), Forwarded: b.c.forwarded.Load(), Pending: b.opts.Queue.Pending(),
-		DroppedNoRoute: b.c.noRoute.Load()}
-	if ns := b.c.lastAck.Load(); ns != 0 {
-		s.LastAck = time.Unix(0, ns)
-	}
-	return s
+	return b.c.stats(b.Name(), b.opts.Queue.Pending())
 }
 
 // Run connects, forwards and reconnects until ctx is done.
@@ -248,6 +255,13 @@ func (l *mqttLink) setLost(err error) {
 
 func (l *mqttLink) lost() <-chan struct{} { return l.lostCh }
 
+// closedByPeer: paho reports the upstream closing the connection as the
+// io.EOF of its packet reader; a reset, a write error and a missing PINGRESP
+// look different.
+func (l *mqttLink) closedByPeer() bool {
+	return errors.Is(l.err, io.EOF) || errors.Is(l.err, io.ErrUnexpectedEOF)
+}
+
 func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 	b := l.b
 	var r *configs.Route
@@ -259,10 +273,8 @@ func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 	}
 	if r == nil {
 		// Queued under an earlier config whose routes this one no longer
-		// has: nothing says where it goes. Dropped, and counted.
-		b.c.noRoute.Add(1)
-		b.log.Warn("queued message matches no forward route of this bridge any more; dropped", "topic", m.Topic, "seq", m.Seq)
-		return nil, nil
+		// has: nothing says where it goes.
+		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
 	}
 	payload := m.Payload
 	if b.cfg.Envelope == "json" {

@@ -299,7 +299,7 @@ func TestNoRouteCounted(t *testing.T) {
 	if got[0].TopicName != "site/gw-1/sensors/a" || len(up.Received()) != 1 {
 		t.Fatalf("upstream got %d messages, first on %s", len(up.Received()), got[0].TopicName)
 	}
-	if s := b.Stats(); s.DroppedNoRoute != 1 || s.Forwarded != 1 {
+	if s := b.Stats(); s.Dropped[DropNoRoute] != 1 || s.Forwarded != 1 {
 		t.Fatalf("stats %+v: want 1 forwarded, 1 dropped for no route", s)
 	}
 }
