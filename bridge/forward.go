@@ -198,6 +198,9 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 					f.dropped(m, de)
 					continue
 				}
+				if errors.Is(err, errLinkLost) {
+					return lost()
+				}
 				if err != nil {
 					return err
 				}
@@ -242,7 +245,14 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		}
 		if failed != nil {
 			// Finished with an error that is not a drop: the session is
-			// broken; the message is sent again on the next one.
+			// broken (paho fails the pending publishes just before it
+			// reports the lost connection); the message is sent again on
+			// the next one.
+			select {
+			case <-l.lost():
+				return lost()
+			case <-time.After(time.Second):
+			}
 			if err := ack(done); err != nil {
 				return err
 			}

@@ -127,7 +127,7 @@ func (b *MQTT) Run(ctx context.Context) error {
 // forward until the connection is lost. connected says whether it got as
 // far as a CONNACK.
 func (b *MQTT) session(ctx context.Context) (connected bool, err error) {
-	l := &mqttLink{b: b, lostCh: make(chan struct{})}
+	l := &mqttLink{b: b, lostCh: make(chan struct{}), out: make(chan *publish, 2*b.fw.maxMessages)}
 	o, err := b.clientOptions(l)
 	if err != nil {
 		return false, err
@@ -144,6 +144,7 @@ func (b *MQTT) session(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("connecting to %s: %w", b.cfg.URL, err)
 	}
 	defer c.Disconnect(250)
+	go l.publisher()
 	if b.cfg.StatusTopic != "" {
 		c.Publish(b.cfg.StatusTopic, 1, true, "online")
 	}
@@ -170,11 +171,18 @@ func (b *MQTT) clientOptions(l *mqttLink) (*paho.ClientOptions, error) {
 		SetAutoReconnect(false). // our loop owns reconnects
 		SetConnectRetry(false).
 		SetOrderMatters(false).
-		SetKeepAlive(b.cfg.Keepalive).
-		SetPingTimeout(max(b.cfg.Keepalive/2, time.Second)).
+		SetKeepAlive(0).
 		SetConnectTimeout(b.cfg.ConnectTimeout).
 		SetWriteTimeout(max(b.cfg.Keepalive, 5*time.Second)).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { l.setLost(err) })
+	if ka := b.cfg.Keepalive; ka > 0 {
+		// keepalive is how soon a silent link must be noticed: paho pings
+		// after half of it without traffic (whole seconds) and gives the
+		// PINGRESP a quarter, so that with paho's check ticks a dead link
+		// is declared down within about one keepalive.
+		o.SetKeepAlive(max((ka / 2).Truncate(time.Second), time.Second)).
+			SetPingTimeout(max(ka/4, 500*time.Millisecond))
+	}
 	if b.cfg.Username != "" {
 		o.SetUsername(b.cfg.Username)
 	}
@@ -247,6 +255,51 @@ type mqttLink struct {
 	lostCh chan struct{}
 	once   sync.Once
 	err    error
+	out    chan *publish // to the publisher goroutine
+}
+
+// publish is one message on its way upstream: the delivery the forwarder
+// waits on. tok is set, and ready closed, once paho has taken it.
+type publish struct {
+	topic   string
+	qos     byte
+	retain  bool
+	payload []byte
+	ready   chan struct{}
+	tok     paho.Token
+}
+
+func (p *publish) Done() <-chan struct{} {
+	select {
+	case <-p.ready:
+		return p.tok.Done()
+	default:
+		return p.ready // the forwarder looks again once it is closed
+	}
+}
+
+func (p *publish) Error() error {
+	select {
+	case <-p.ready:
+		return p.tok.Error()
+	default:
+		return nil
+	}
+}
+
+// publisher hands messages to paho, in order, on its own goroutine: paho's
+// Publish can block for the whole write timeout when the connection drops
+// under it, and the forwarder must see the loss at once.
+func (l *mqttLink) publisher() {
+	for {
+		select {
+		case p := <-l.out:
+			p.tok = l.c.Publish(p.topic, p.qos, p.retain, p.payload)
+			close(p.ready)
+		case <-l.lostCh:
+			return
+		}
+	}
 }
 
 func (l *mqttLink) setLost(err error) {
@@ -276,12 +329,17 @@ func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 		// has: nothing says where it goes.
 		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
 	}
-	payload := m.Payload
+	p := &publish{topic: r.ToTemplate.Expand(m.Topic, b.opts.GatewayID), qos: min(byte(r.QoS), m.QoS),
+		retain: m.Retain, payload: m.Payload, ready: make(chan struct{})}
 	if b.cfg.Envelope == "json" {
-		payload = envelope(b.opts.GatewayID, m)
+		p.payload = envelope(b.opts.GatewayID, m)
 	}
-	topic := r.ToTemplate.Expand(m.Topic, b.opts.GatewayID)
-	return l.c.Publish(topic, min(byte(r.QoS), m.QoS), m.Retain, payload), nil
+	select {
+	case l.out <- p:
+		return p, nil
+	case <-l.lostCh:
+		return nil, errLinkLost
+	}
 }
 
 // envelope wraps a message for consumers that must de-duplicate over MQTT

@@ -155,14 +155,21 @@ func TestCutsDuringDrain(t *testing.T) {
 	q, qb := openQueue(t)
 	const n = 30_000
 	enqueue(t, q, qb.Mask(), 0, n, 7)
-	// A 1s keepalive, so that the blackhole is noticed quickly.
-	fast := strings.Replace(cloudBridge, "keepalive: 10s", "keepalive: 1s", 1)
+	// A 2s keepalive, so that the blackhole is noticed quickly.
+	fast := strings.Replace(cloudBridge, "keepalive: 10s", "keepalive: 2s", 1)
 	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(fast, px.Addr())), GatewayID: "gw-1", Queue: qb})
 
 	waitUntil(t, 30*time.Second, "drain to start", func() bool { return len(up.Received()) > 1000 })
 	px.Blackhole.Store(true) // packets vanish, the connection stays
-	// keepalive 1s + ping timeout 1s: the bridge must see it is down.
+	cut := time.Now()
+	// Up must turn false within one keepalive (with a second of slack for
+	// a loaded test machine).
 	waitUntil(t, 10*time.Second, "bridge down after blackhole", func() bool { return !b.Stats().Up })
+	if d := time.Since(cut); d > 3*time.Second {
+		t.Fatalf("a blackholed link was reported down after %v; keepalive is 2s", d)
+	} else {
+		t.Logf("blackhole noticed after %v (keepalive 2s)", d.Round(time.Millisecond))
+	}
 	px.Blackhole.Store(false)
 	px.Reset()
 	waitUntil(t, 30*time.Second, "more progress", func() bool { return qb.Position() > 5000 })
@@ -217,16 +224,13 @@ func TestEnvelopeAndStatus(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	b := &Backoff{Min: 100 * time.Millisecond, Max: time.Second}
-	var prev time.Duration
 	for i := range 8 {
 		d := b.Next()
 		ceil := min(100*time.Millisecond<<i, time.Second)
 		if d < ceil/2 || d > ceil {
 			t.Fatalf("attempt %d: %v outside [%v, %v]", i, d, ceil/2, ceil)
 		}
-		prev = d
 	}
-	_ = prev
 	b.Reset()
 	if d := b.Next(); d > 100*time.Millisecond {
 		t.Fatalf("after Reset: %v", d)
@@ -302,4 +306,51 @@ func TestNoRouteCounted(t *testing.T) {
 	if s := b.Stats(); s.Dropped[DropNoRoute] != 1 || s.Forwarded != 1 {
 		t.Fatalf("stats %+v: want 1 forwarded, 1 dropped for no route", s)
 	}
+}
+
+// TestUpstreamRefusesTopic: the upstream's ACL denies one topic and, as an
+// MQTT 3.1.1 broker does, closes the connection on each publish to it. The
+// bridge finds the one message it is refusing, drops it after three refusals
+// in a row (counted, logged), and everything else arrives, in order.
+func TestUpstreamRefusesTopic(t *testing.T) {
+	up := bridgetest.StartUpstream(t, bridgetest.UpstreamOptions{Filter: "site/#", Hook: &bridgetest.DenyPublish{Filter: "site/gw-1/sensors/forbidden/#"}})
+	q, qb := openQueue(t)
+	forbidden := func(i int) {
+		tk, err := q.Enqueue(t.Context(), &storage.Message{Topic: "sensors/forbidden/x", Payload: []byte(fmt.Sprint("forbidden-", i)), QoS: 1, Bridges: qb.Mask()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Wait(t.Context())
+	}
+	enqueue(t, q, qb.Mask(), 0, 1500, 3)
+	forbidden(1)
+	enqueue(t, q, qb.Mask(), 1500, 1000, 3)
+	forbidden(2)
+	enqueue(t, q, qb.Mask(), 2500, 500, 3)
+	var logs bridgetest.Buffer
+	b := runBridge(t, Options{Config: bridgeConfig(t, fmt.Sprintf(cloudBridge, up.Addr)), GatewayID: "gw-1", Queue: qb,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+
+	waitUntil(t, time.Minute, "every message acknowledged or dropped", func() bool { return qb.Pending() == 0 })
+	got := up.Received()
+	dups := checkOrder(t, got)
+	seen := map[string]bool{}
+	for _, pk := range got {
+		if strings.HasPrefix(string(pk.Payload), "forbidden") {
+			t.Fatalf("the upstream accepted %s on %s", pk.Payload, pk.TopicName)
+		}
+		seen[string(pk.Payload)] = true
+	}
+	for i := range 3000 {
+		if !seen[strconv.Itoa(i)] {
+			t.Fatalf("message %d, on a topic the upstream accepts, never arrived", i)
+		}
+	}
+	if s := b.Stats(); s.Dropped[DropRefused] != 2 || s.Forwarded < 3000 {
+		t.Fatalf("stats %+v: want 2 dropped as %s", s, DropRefused)
+	}
+	if n := strings.Count(logs.String(), "reason="+DropRefused); n != 2 {
+		t.Fatalf("%d drop warnings for %s in the log, want 2:\n%s", n, DropRefused, logs.String())
+	}
+	t.Logf("%d received, %d duplicates from resends after the refusals", len(got), dups)
 }

@@ -4,7 +4,10 @@
 package bridgetest
 
 import (
+	"crypto/tls"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-edge/outpost/bridge/route"
 )
 
 // Upstream is an in-process mochi broker standing in for the cloud broker;
@@ -28,36 +33,63 @@ type Upstream struct {
 }
 
 func NewUpstream(t testing.TB, filter string) *Upstream {
-	return NewUpstreamOn(t, "127.0.0.1:0", filter)
+	return StartUpstream(t, UpstreamOptions{Filter: filter})
 }
 
 // NewUpstreamOn is NewUpstream on a given address.
 func NewUpstreamOn(t testing.TB, addr, filter string) *Upstream {
-	t.Helper()
-	return newUpstream(t, addr, filter, new(auth.AllowHook), nil)
+	return StartUpstream(t, UpstreamOptions{Filter: filter, Addr: addr})
 }
 
 // NewUpstreamAuth is NewUpstream accepting only the given user and password.
 func NewUpstreamAuth(t testing.TB, filter, user, password string) *Upstream {
 	rules := &auth.Ledger{Auth: auth.AuthRules{{Username: auth.RString(user), Password: auth.RString(password), Allow: true}},
 		ACL: auth.ACLRules{{Username: auth.RString(user), Filters: auth.Filters{"#": auth.ReadWrite}}}}
-	return newUpstream(t, "127.0.0.1:0", filter, new(auth.Hook), &auth.Options{Ledger: rules})
+	return StartUpstream(t, UpstreamOptions{Filter: filter, Hook: new(auth.Hook), HookOptions: &auth.Options{Ledger: rules}})
 }
 
-func newUpstream(t testing.TB, addr, filter string, hook mqtt.Hook, hookOpts any) *Upstream {
-	srv := mqtt.New(&mqtt.Options{InlineClient: true})
-	if err := srv.AddHook(hook, hookOpts); err != nil {
+// UpstreamOptions configure StartUpstream.
+type UpstreamOptions struct {
+	Filter      string      // what Received records
+	Addr        string      // default 127.0.0.1:0
+	Hook        mqtt.Hook   // default: allow everything
+	HookOptions any         // for Hook
+	TLS         *tls.Config // serve TLS (with ClientAuth set: mutual TLS)
+	WebSocket   bool        // serve MQTT over WebSocket (ws://, or wss:// with TLS)
+}
+
+// StartUpstream starts an upstream broker.
+func StartUpstream(t testing.TB, o UpstreamOptions) *Upstream {
+	t.Helper()
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Hook == nil {
+		o.Hook = new(auth.AllowHook)
+	}
+	// mochi logs every refused packet in full: keep only its errors.
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err := srv.AddHook(o.Hook, o.HookOptions); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddListener(listeners.NewNet("up", ln)); err != nil {
+	u := &Upstream{Srv: srv, Addr: ln.Addr().String()}
+	var l listeners.Listener = listeners.NewNet("up", ln)
+	switch {
+	case o.WebSocket:
+		// mochi binds websocket listeners itself: free the port for it.
+		ln.Close()
+		l = listeners.NewWebsocket(listeners.Config{ID: "up", Address: u.Addr, TLSConfig: o.TLS})
+	case o.TLS != nil:
+		l = listeners.NewNet("up", tls.NewListener(ln, o.TLS))
+	}
+	if err := srv.AddListener(l); err != nil {
 		t.Fatal(err)
 	}
-	u := &Upstream{Srv: srv, Addr: ln.Addr().String()}
-	if err := srv.Subscribe(filter, 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	if err := srv.Subscribe(o.Filter, 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		u.mu.Lock()
 		u.got = append(u.got, pk)
 		u.mu.Unlock()
@@ -205,4 +237,25 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// DenyPublish is an upstream hook that lets every client in and refuses
+// publishes to topics matching Filter, as a cloud broker's ACL does. mochi
+// answers a refused QoS 1 publish from an MQTT 3.1.1 client by closing the
+// connection; an MQTT 5 client gets PUBACK 0x87.
+type DenyPublish struct {
+	mqtt.HookBase
+	Filter string
+}
+
+func (h *DenyPublish) ID() string { return "deny-publish" }
+
+func (h *DenyPublish) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *DenyPublish) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (h *DenyPublish) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
+	return !write || !route.Match(h.Filter, topic)
 }
