@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -31,13 +32,24 @@ type Auth struct {
 
 type authHook struct {
 	mqtt.HookBase
-	auth *Auth
-	b    *Broker
+	b     *Broker
+	state atomic.Pointer[authState]
+}
 
+// authState is one generation of the rules; a reload swaps in a new one.
+type authState struct {
+	auth *Auth
+	by   map[string]*User
 	mu   sync.Mutex
 	ok   map[[sha256.Size]byte]bool // sha256(user, hash, password) of logins already verified
-	once sync.Once
-	by   map[string]*User
+}
+
+func (h *authHook) set(a *Auth) {
+	st := &authState{auth: a, by: make(map[string]*User, len(a.Users))}
+	for i := range a.Users {
+		st.by[a.Users[i].Username] = &a.Users[i]
+	}
+	h.state.Store(st)
 }
 
 func (h *authHook) ID() string { return "outpost-auth" }
@@ -46,24 +58,15 @@ func (h *authHook) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 
-func (h *authHook) user(name []byte) *User {
-	h.once.Do(func() {
-		h.by = make(map[string]*User, len(h.auth.Users))
-		for i := range h.auth.Users {
-			h.by[h.auth.Users[i].Username] = &h.auth.Users[i]
-		}
-	})
-	return h.by[string(name)]
-}
-
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	st := h.state.Load()
 	if len(cl.Properties.Username) == 0 {
-		if !h.auth.Anonymous {
+		if !st.auth.Anonymous {
 			h.b.log.Warn("login refused: anonymous clients are not allowed", "remote", cl.Net.Remote)
 		}
-		return h.auth.Anonymous
+		return st.auth.Anonymous
 	}
-	u := h.user(cl.Properties.Username)
+	u := st.by[string(cl.Properties.Username)]
 	if u == nil {
 		h.b.log.Warn("login refused: unknown user", "user", string(cl.Properties.Username), "remote", cl.Net.Remote)
 		return false
@@ -71,9 +74,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	// bcrypt costs most of a second on a small board: remember logins that
 	// passed, so that a fleet of sensors reconnecting costs it once each.
 	key := sha256.Sum256(bytes.Join([][]byte{[]byte(u.Username), u.PasswordHash, pk.Connect.Password}, []byte{0}))
-	h.mu.Lock()
-	ok := h.ok[key]
-	h.mu.Unlock()
+	st.mu.Lock()
+	ok := st.ok[key]
+	st.mu.Unlock()
 	if ok {
 		return true
 	}
@@ -81,22 +84,32 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.b.log.Warn("login refused: wrong password", "user", u.Username, "remote", cl.Net.Remote)
 		return false
 	}
-	h.mu.Lock()
-	if h.ok == nil || len(h.ok) > 4096 {
-		h.ok = make(map[[sha256.Size]byte]bool)
+	st.mu.Lock()
+	if st.ok == nil || len(st.ok) > 4096 {
+		st.ok = make(map[[sha256.Size]byte]bool)
 	}
-	h.ok[key] = true
-	h.mu.Unlock()
+	st.ok[key] = true
+	st.mu.Unlock()
 	return true
 }
 
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	st := h.state.Load()
+	var u *User
 	if len(cl.Properties.Username) == 0 {
-		return h.auth.Anonymous
+		if st.auth.Anonymous {
+			return true
+		}
+	} else {
+		u = st.by[string(cl.Properties.Username)]
 	}
-	u := h.user(cl.Properties.Username)
 	if u == nil {
-		return false // not reachable: OnConnectAuthenticate refuses unknown users
+		// Anonymous, or a user a reload removed, while connected.
+		if write {
+			h.b.hook.droppedACL.Add(1)
+			h.b.log.Warn("publish refused: the client is no longer allowed; message dropped", "client", cl.ID, "topic", topic)
+		}
+		return false
 	}
 	filters := u.Subscribe
 	if write {

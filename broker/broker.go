@@ -43,9 +43,20 @@ type Options struct {
 	// their commit before the broker stops reading from that client; it is
 	// also the receive maximum announced to MQTT 5 clients. Default 1024.
 	MaxInflight int
-	// MaxPacketSize bounds an inbound packet. Default 1 MiB.
+	// MaxPacketSize bounds an inbound packet; a client that sends a larger
+	// one is disconnected. Default 1 MiB.
 	MaxPacketSize int
-	Logger        *slog.Logger
+	// MaxClients bounds the connected clients; one more is refused in its
+	// CONNACK (server unavailable / server busy). Default 1024.
+	MaxClients int
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT before it is closed. Default 10s.
+	ConnectTimeout time.Duration
+	// MaxKeepalive caps a client's keepalive, and is imposed on clients
+	// that ask for none (0), so that a silent connection cannot hold its
+	// resources for ever; MQTT 5 clients are told in the CONNACK. Default 5m.
+	MaxKeepalive time.Duration
+	Logger       *slog.Logger
 }
 
 // Stats are the broker's counters.
@@ -63,6 +74,8 @@ type Broker struct {
 	log    *slog.Logger
 	hook   *durableHook
 	replay *mqtt.Client // inline client that delivers committed messages locally
+	auth   *authHook
+	route  atomic.Pointer[func(topic string) uint64]
 
 	mu    sync.Mutex
 	addrs []net.Addr
@@ -86,18 +99,29 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxPacketSize <= 0 {
 		opts.MaxPacketSize = 1 << 20
 	}
+	if opts.MaxClients <= 0 {
+		opts.MaxClients = 1024
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.MaxKeepalive <= 0 {
+		opts.MaxKeepalive = 5 * time.Minute
+	}
 	if len(opts.Listeners) == 0 {
 		return nil, errors.New("broker: no listeners")
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
 	caps.ReceiveMaximum = uint16(min(opts.MaxInflight, 65535))
+	caps.MaximumClients = int64(opts.MaxClients)
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Logger:       opts.Logger.With("component", "mqtt"),
 		Capabilities: caps,
 	})
 	b := &Broker{srv: srv, opts: opts, log: opts.Logger, done: make(chan struct{})}
+	b.route.Store(&opts.Route)
 	b.replay = srv.NewClient(nil, "local", "outpost-local", true)
 	b.hook = &durableHook{b: b}
 	if err := srv.AddHook(b.hook, nil); err != nil {
@@ -107,8 +131,13 @@ func New(opts Options) (*Broker, error) {
 	if auth == nil {
 		auth = &Auth{Anonymous: true}
 	}
-	if err := srv.AddHook(&authHook{auth: auth, b: b}, nil); err != nil {
+	b.auth = &authHook{b: b}
+	b.auth.set(auth)
+	if err := srv.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("adding auth hook: %w", err)
+	}
+	if err := srv.AddHook(&limitHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("adding limit hook: %w", err)
 	}
 	for _, l := range opts.Listeners {
 		if err := b.listen(l); err != nil {
@@ -131,6 +160,10 @@ func (b *Broker) listen(l Listener) error {
 			return fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		b.addr(ln.Addr())
+		// Bound the open connections (a flood of sockets that never send
+		// CONNECT is not counted by mochi's client limit) and the time to
+		// the CONNECT.
+		ln = &limitListener{Listener: ln, max: int64(b.opts.MaxClients) + 64, connectTimeout: b.opts.ConnectTimeout, log: b.log}
 		if l.Type == "tls" {
 			ln = tls.NewListener(ln, l.TLS)
 		}
@@ -221,7 +254,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 		PacketID:    uint16(qos), // ignored for inline clients, but must be valid
 		Created:     time.Now().Unix(),
 	}
-	if mask := b.opts.Route(topic); mask != 0 {
+	if mask := b.routeOf(topic); mask != 0 {
 		t, err := b.opts.Queue.Enqueue(ctx, newMessage(pk, mask, b.opts.AckBeforeSync))
 		if err != nil {
 			return err
@@ -234,6 +267,27 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	}
 	return b.srv.InjectPacket(b.replay, pk)
 }
+
+// SetAuth replaces who may connect and what they may publish and subscribe
+// to (a reload). Connected clients keep their session; their next publish
+// and subscribe are checked against the new rules. nil allows all.
+func (b *Broker) SetAuth(a *Auth) {
+	if a == nil {
+		a = &Auth{Anonymous: true}
+	}
+	b.auth.set(a)
+}
+
+// SetRoute replaces the function that says which bridges a topic goes to
+// (a reload of the bridges' forward routes).
+func (b *Broker) SetRoute(route func(topic string) uint64) {
+	if route == nil {
+		route = func(string) uint64 { return 0 }
+	}
+	b.route.Store(&route)
+}
+
+func (b *Broker) routeOf(topic string) uint64 { return (*b.route.Load())(topic) }
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() Stats {

@@ -79,7 +79,7 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil // Broker.Publish queued it already, or it is a replay
 	}
 	h.received.Add(1)
-	mask := h.b.opts.Route(pk.TopicName)
+	mask := h.b.routeOf(pk.TopicName)
 	if mask == 0 {
 		return pk, nil
 	}

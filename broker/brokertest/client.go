@@ -18,6 +18,7 @@ import (
 type Client struct {
 	Conn    net.Conn
 	Version byte
+	Connack packets.Packet // the server's answer to the CONNECT
 	r       *bufio.Reader
 }
 
@@ -27,6 +28,8 @@ type Options struct {
 	ClientID           string
 	Username, Password string
 	Clean              bool
+	// Keepalive in seconds: 0 means 60, a negative value sends 0 (none).
+	Keepalive int
 }
 
 // Dial connects and completes the CONNECT/CONNACK exchange. A refused
@@ -50,6 +53,12 @@ func Dial(addr string, o Options) (*Client, error) {
 			Keepalive:        60,
 		},
 	}
+	switch {
+	case o.Keepalive < 0:
+		pk.Connect.Keepalive = 0
+	case o.Keepalive > 0:
+		pk.Connect.Keepalive = uint16(o.Keepalive)
+	}
 	if o.Username != "" {
 		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte(o.Username)
 		pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte(o.Password)
@@ -67,6 +76,7 @@ func Dial(addr string, o Options) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("connection refused: packet type %d, reason 0x%02x", ack.FixedHeader.Type, ack.ReasonCode)
 	}
+	c.Connack = ack
 	return c, nil
 }
 
