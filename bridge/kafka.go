@@ -1,0 +1,618 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/outpost-edge/outpost/bridge/route"
+	"github.com/outpost-edge/outpost/configs"
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// Reasons a Kafka bridge drops a message the cluster refuses for good.
+const (
+	// DropTooLarge: the record is larger than the producer's batch limit
+	// (batch.max_bytes) or the topic's max.message.bytes.
+	DropTooLarge = "too_large"
+	// DropUnauthorized: the cluster refuses writes to the record's topic
+	// (TOPIC_AUTHORIZATION_FAILED).
+	DropUnauthorized = "unauthorized"
+	// DropInvalidTopic: the route's topic template expands to a name Kafka
+	// does not accept.
+	DropInvalidTopic = "invalid_topic"
+	// DropInvalidRecord: the broker refuses the record itself
+	// (INVALID_RECORD, e.g. a topic policy or compaction without a key).
+	DropInvalidRecord = "invalid_record"
+)
+
+const (
+	// kafkaConnectTimeout bounds the first contact of a session.
+	kafkaConnectTimeout = 10 * time.Second
+	// kafkaPingEvery is how often a session checks that the cluster
+	// answers; Up turns false within about twice this.
+	kafkaPingEvery = 10 * time.Second
+)
+
+// Kafka is a bridge to a Kafka cluster: an idempotent producer (acks=all)
+// fed from the durable queue.
+//
+// Acknowledgement: a record's delivery is done when franz-go's promise
+// reports it written to every in-sync replica; the forwarder advances the
+// bridge's durable position, in queue order, only past done deliveries.
+//
+// Retries: franz-go retries retryable errors itself, for ever (no record
+// retry limit, no delivery timeout). A record that fails anyway (unknown
+// topic after a few metadata refreshes, a closed client, an unexpected
+// error) ends the session: the client is closed, so nothing buffered after
+// the failure is written, and the next session resends from the durable
+// position after a backoff.
+//
+// Drops: errors that name the record's topic (TOPIC_AUTHORIZATION_FAILED,
+// INVALID_TOPIC_EXCEPTION) are the record's own: franz-go fails a whole
+// partition's buffer with the error of its first failed batch, but every
+// record of a partition has the same topic. A record over the producer's
+// batch limit is dropped before it is sent. Errors about a batch's content
+// (MESSAGE_TOO_LARGE from the broker, RECORD_LIST_TOO_LARGE,
+// INVALID_RECORD) may hit records that only shared a batch or a partition
+// with the culprit, so they are not trusted: the session ends, and the next
+// one sends the messages from the first to the last that failed so one at a
+// time, each alone in its batch with nothing else in flight. A message that
+// fails alone is dropped; the others go through.
+//
+// Order: the record key comes from the route; franz-go's default
+// partitioner puts every record of a key on one partition, and the
+// idempotent producer (at most 5 requests in flight per broker, sequence
+// numbers per partition) writes them in the order they were produced.
+type Kafka struct {
+	opts Options
+	cfg  *configs.KafkaBridge
+	log  *slog.Logger
+	fw   *forwarder
+	c    counters
+
+	window   int           // records in flight at most: 2 × batch.max_messages
+	maxBatch int32         // producer batch limit, from batch.max_bytes
+	pingEach time.Duration // kafkaPingEvery; tests shorten it
+	testOpts []kgo.Opt     // appended to the client options, for tests
+
+	gatewayID []byte // the gateway_id header's value, shared by all records
+
+	mu      sync.Mutex
+	lastErr error
+	// Messages seq in [serialLo, serialHi] failed with an error that may
+	// not be theirs; they are sent one at a time until the durable
+	// position passes serialHi.
+	serialLo, serialHi uint64
+}
+
+// NewKafka returns the bridge for a kafka bridge section.
+func NewKafka(o Options) (*Kafka, error) {
+	if o.Config.Kafka == nil {
+		return nil, errors.New("bridge: not a kafka bridge")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	maxMessages := max(o.Config.Batch.MaxMessages, 1)
+	b := &Kafka{
+		opts:      o,
+		cfg:       o.Config.Kafka,
+		log:       o.Logger.With("bridge", o.Config.Name),
+		window:    2 * maxMessages,
+		maxBatch:  int32(min(max(int64(o.Config.Batch.MaxBytes), 1<<10), 1<<30)),
+		pingEach:  kafkaPingEvery,
+		gatewayID: []byte(o.GatewayID),
+	}
+	switch b.cfg.Compression {
+	case "", "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return nil, fmt.Errorf("bridge: unknown compression %q", b.cfg.Compression)
+	}
+	if s := b.cfg.SASL; s != nil {
+		switch s.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return nil, fmt.Errorf("bridge: unknown SASL mechanism %q", s.Mechanism)
+		}
+	}
+	b.fw = &forwarder{
+		qb:          o.Queue,
+		maxMessages: maxMessages,
+		maxBytes:    max(int(o.Config.Batch.MaxBytes), 1),
+		maxDelay:    o.Config.Batch.MaxDelay,
+		pace:        &pacer{rate: o.Config.MaxRate},
+		c:           &b.c,
+		log:         b.log,
+	}
+	return b, nil
+}
+
+// Name is the bridge's name.
+func (b *Kafka) Name() string { return b.opts.Config.Name }
+
+// Stats returns the bridge's counters.
+func (b *Kafka) Stats() Stats {
+	return b.c.stats(b.Name(), b.opts.Queue.Pending())
+}
+
+// Run connects, forwards and reconnects until ctx is done.
+func (b *Kafka) Run(ctx context.Context) error {
+	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max}
+	if bo.Min <= 0 {
+		bo.Min = 500 * time.Millisecond
+	}
+	if bo.Max < bo.Min {
+		bo.Max = max(time.Minute, bo.Min)
+	}
+	for {
+		forwarded := b.c.forwarded.Load()
+		isolate, err := b.session(ctx)
+		b.c.up.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.mu.Lock()
+		b.lastErr = err
+		b.mu.Unlock()
+		if b.c.forwarded.Load() != forwarded {
+			// The session got somewhere: the next failure is a new one.
+			// (A session that fails again and again on the same record,
+			// a topic that does not exist, backs off to reconnect.max.)
+			bo.Reset()
+		}
+		if isolate {
+			// Not the cluster's fault: start over at once, sending the
+			// messages that failed one at a time.
+			b.log.Info("kafka refused a batch; resending its messages one at a time to find the one at fault", "error", err)
+			continue
+		}
+		d := bo.Next()
+		b.log.Warn("upstream unavailable; messages stay queued", "error", err, "retry_in", d.Round(time.Millisecond), "pending", b.opts.Queue.Pending())
+		select {
+		case <-b.opts.Clock.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// session is one producer client: reach the cluster, then forward until a
+// record fails with an error that is not a drop. isolate says that the
+// session ended on an error that calls for sending messages one at a time.
+func (b *Kafka) session(ctx context.Context) (isolate bool, err error) {
+	o, err := b.clientOptions()
+	if err != nil {
+		return false, err
+	}
+	cl, err := kgo.NewClient(o...)
+	if err != nil {
+		return false, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, kafkaConnectTimeout)
+	err = cl.Ping(pctx)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("reaching kafka brokers %s: %w", strings.Join(b.cfg.Brokers, ","), err)
+	}
+	b.mu.Lock()
+	if b.serialHi != 0 && b.opts.Queue.Position() >= b.serialHi {
+		b.serialLo, b.serialHi = 0, 0
+	}
+	serialLo, serialHi := b.serialLo, b.serialHi
+	b.mu.Unlock()
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	l := &kafkaLink{b: b, cl: cl, lostCh: make(chan struct{}), serialLo: serialLo, serialHi: serialHi}
+	l.ctx, l.cancel = context.WithCancel(sctx)
+	defer l.cancel()
+	b.c.up.Store(true)
+	b.log.Info("upstream connected", "brokers", strings.Join(b.cfg.Brokers, ","), "pending", b.opts.Queue.Pending())
+	var pinger sync.WaitGroup
+	pinger.Go(func() { b.ping(sctx, cl) })
+	defer pinger.Wait()
+	defer stop()
+
+	err = b.fw.run(ctx, l)
+	lerr, lo, hi := l.failure()
+	if errors.Is(err, errLinkLost) && lerr != nil {
+		err = fmt.Errorf("%w: %v", err, lerr)
+	}
+	if hi != 0 {
+		b.mu.Lock()
+		b.serialLo, b.serialHi = lo, hi
+		b.mu.Unlock()
+		return true, err
+	}
+	return false, err
+}
+
+// ping keeps Up true while the cluster answers and false while it does not.
+// A session does not end when the cluster goes away: franz-go keeps
+// retrying what is in flight and resumes when a broker answers again.
+func (b *Kafka) ping(ctx context.Context, cl *kgo.Client) {
+	t := time.NewTicker(b.pingEach)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, b.pingEach)
+		err := cl.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch up := err == nil; {
+		case up && !b.c.up.Load():
+			b.log.Info("kafka cluster reachable again", "pending", b.opts.Queue.Pending())
+		case !up && b.c.up.Load():
+			b.log.Warn("kafka cluster unreachable; messages stay queued, in-flight records are retried", "error", err, "pending", b.opts.Queue.Pending())
+		}
+		b.c.up.Store(err == nil)
+	}
+}
+
+func (b *Kafka) clientOptions() ([]kgo.Opt, error) {
+	o := []kgo.Opt{
+		kgo.SeedBrokers(b.cfg.Brokers...),
+		kgo.ClientID(b.cfg.ClientID),
+		kgo.WithLogger(kafkaLogger{kslog.New(b.log.With("component", "franz-go"))}),
+		// Idempotent (franz-go's default) with acks from every in-sync
+		// replica: a record is acknowledged once it is durable upstream.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Never give up on a record over retryable errors: the queue
+		// keeps it, and the position does not move past it.
+		kgo.RecordRetries(math.MaxInt),
+		kgo.RecordDeliveryTimeout(0),
+		kgo.ProducerLinger(max(b.opts.Config.Batch.MaxDelay, 0)),
+		kgo.ProducerBatchMaxBytes(b.maxBatch),
+		kgo.MaxBufferedRecords(b.window + 1),
+		kgo.ProducerBatchCompression(compression(b.cfg.Compression)),
+	}
+	if b.cfg.TLS != nil {
+		tc, err := clientTLS(b.cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		o = append(o, kgo.DialTLSConfig(tc))
+	}
+	if s := b.cfg.SASL; s != nil {
+		// The password is read at every connection, so a rotated one is
+		// picked up without a restart.
+		password := func() (string, error) {
+			pw, err := os.ReadFile(s.PasswordFile)
+			if err != nil {
+				return "", fmt.Errorf("reading sasl password_file: %w", err)
+			}
+			return strings.TrimRight(string(pw), "\r\n"), nil
+		}
+		if _, err := password(); err != nil {
+			return nil, err
+		}
+		var m sasl.Mechanism
+		switch s.Mechanism {
+		case "PLAIN":
+			m = plain.Plain(func(context.Context) (plain.Auth, error) {
+				pw, err := password()
+				return plain.Auth{User: s.Username, Pass: pw}, err
+			})
+		case "SCRAM-SHA-256", "SCRAM-SHA-512":
+			auth := func(context.Context) (scram.Auth, error) {
+				pw, err := password()
+				return scram.Auth{User: s.Username, Pass: pw}, err
+			}
+			m = scram.Sha256(auth)
+			if s.Mechanism == "SCRAM-SHA-512" {
+				m = scram.Sha512(auth)
+			}
+		}
+		o = append(o, kgo.SASL(m))
+	}
+	return append(o, b.testOpts...), nil
+}
+
+func compression(name string) kgo.CompressionCodec {
+	switch name {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
+}
+
+// kafkaLogger passes franz-go's warnings and errors to the bridge's log,
+// and its informational messages only when the log is at debug level.
+// franz-go's own debug output (a few lines per request) is never asked for.
+type kafkaLogger struct{ l *kslog.Logger }
+
+func (k kafkaLogger) Level() kgo.LogLevel {
+	switch lv := k.l.Level(); lv {
+	case kgo.LogLevelDebug:
+		return kgo.LogLevelInfo
+	case kgo.LogLevelInfo:
+		return kgo.LogLevelWarn
+	default:
+		return lv
+	}
+}
+
+func (k kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if msg == "flushing" {
+		return // each time a full window is sent without lingering
+	}
+	if level == kgo.LogLevelInfo {
+		level = kgo.LogLevelDebug
+	}
+	k.l.Log(level, msg, keyvals...)
+}
+
+// kafkaDelivery is one record handed to franz-go.
+type kafkaDelivery struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (d *kafkaDelivery) Done() <-chan struct{} { return d.done }
+func (d *kafkaDelivery) Error() error          { return d.err }
+
+// kafkaLink is one producer client.
+type kafkaLink struct {
+	b      *Kafka
+	cl     *kgo.Client
+	ctx    context.Context // records are produced under it; canceled when the link breaks
+	cancel context.CancelFunc
+
+	serialLo, serialHi uint64 // from the session before; read-only here
+
+	inflight atomic.Int64
+	flushing atomic.Bool
+
+	lostCh chan struct{}
+	mu     sync.Mutex
+	err    error  // the first failure
+	lo, hi uint64 // seqs that failed with errors that may not be theirs
+}
+
+func (l *kafkaLink) lost() <-chan struct{} { return l.lostCh }
+func (l *kafkaLink) closedByPeer() bool    { return false }
+
+// failure returns the error that broke the link, and the range of messages
+// to send one at a time in the next session (hi 0: none).
+func (l *kafkaLink) failure() (error, uint64, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err, l.lo, l.hi
+}
+
+// broken ends the session on the first record that failed without a drop.
+// Canceling the produce context fails whatever franz-go has not yet sent,
+// so that no record after the failed one is written before it is resent.
+func (l *kafkaLink) broken(seq uint64, err error, suspect bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if suspect {
+		if l.lo == 0 || seq < l.lo {
+			l.lo = seq
+		}
+		l.hi = max(l.hi, seq)
+	}
+	if l.err != nil {
+		return
+	}
+	l.err = fmt.Errorf("record seq %d: %w", seq, err)
+	l.cancel()
+	close(l.lostCh)
+}
+
+func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
+	b := l.b
+	var r *configs.Route
+	for i := range b.opts.Config.Forward {
+		if route.Match(b.opts.Config.Forward[i].From, m.Topic) {
+			r = &b.opts.Config.Forward[i]
+			break
+		}
+	}
+	if r == nil {
+		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
+	}
+	rec := kafkaRecord(r, b.gatewayID, m)
+	if err := validKafkaTopic(rec.Topic); err != nil {
+		return nil, drop(DropInvalidTopic, err)
+	}
+	if n := recordBatchSize(rec); n > int(b.maxBatch) {
+		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
+	}
+	serial := l.serialHi != 0 && m.Seq >= l.serialLo && m.Seq <= l.serialHi
+	if serial {
+		// Alone: nothing else buffered or in flight, so that a failure
+		// can only be this record's.
+		if err := l.cl.Flush(l.ctx); err != nil {
+			return nil, fmt.Errorf("waiting for records in flight: %w", err)
+		}
+	}
+	d := &kafkaDelivery{done: make(chan struct{})}
+	seq := m.Seq
+	l.inflight.Add(1)
+	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
+		l.inflight.Add(-1)
+		d.err = l.outcome(seq, err, serial)
+		close(d.done)
+	})
+	if serial {
+		select {
+		case <-d.done:
+		case <-l.lostCh:
+		case <-l.ctx.Done():
+		}
+		return d, nil
+	}
+	// The forwarder waits for acks once the window is full: nothing more
+	// comes to fill the batches, so send them now rather than lingering.
+	if l.inflight.Load() >= int64(b.window) && !l.flushing.Swap(true) {
+		go func() {
+			l.cl.Flush(l.ctx)
+			l.flushing.Store(false)
+		}()
+	}
+	return d, nil
+}
+
+// outcome decides what a record's result means: nil (written), a drop, or
+// an error that ends the session so that the record is sent again.
+func (l *kafkaLink) outcome(seq uint64, err error, alone bool) error {
+	if err == nil {
+		return nil
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kerr.TopicAuthorizationFailed:
+			return drop(DropUnauthorized, err)
+		case kerr.InvalidTopicException:
+			return drop(DropInvalidTopic, err)
+		case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord:
+			if alone {
+				reason := DropTooLarge
+				if ke == kerr.InvalidRecord {
+					reason = DropInvalidRecord
+				}
+				return drop(reason, err)
+			}
+			l.broken(seq, err, true)
+			return err
+		}
+	}
+	l.broken(seq, err, false)
+	return err
+}
+
+// kafkaRecord is the record for m: value the payload as is, key from the
+// route, headers for consumers that de-duplicate and trace. The header
+// values and the key share one allocation: this runs once per message.
+func kafkaRecord(r *configs.Route, gatewayID []byte, m *storage.Message) *kgo.Record {
+	gw := string(gatewayID)
+	var key string
+	if r.Key != "" {
+		key = r.KeyTemplate.Expand(m.Topic, gw)
+	}
+	buf := make([]byte, 0, len(key)+len(m.Topic)+1+20+24)
+	buf = append(buf, key...)
+	buf = append(buf, m.Topic...)
+	buf = append(buf, '0'+m.QoS)
+	buf = strconv.AppendUint(buf, m.Seq, 10)
+	buf = appendMillisUTC(buf, m.ReceivedAt)
+	k, topic, qos := len(key), len(key)+len(m.Topic), len(key)+len(m.Topic)+1
+	seq := len(buf) - 24
+	hs := make([]kgo.RecordHeader, 5, 5+len(m.Props))
+	hs[0] = kgo.RecordHeader{Key: "mqtt_topic", Value: buf[k:topic:topic]}
+	hs[1] = kgo.RecordHeader{Key: "mqtt_qos", Value: buf[topic:qos:qos]}
+	hs[2] = kgo.RecordHeader{Key: "gateway_id", Value: gatewayID}
+	hs[3] = kgo.RecordHeader{Key: "seq", Value: buf[qos:seq:seq]}
+	hs[4] = kgo.RecordHeader{Key: "received_at", Value: buf[seq:]}
+	for _, p := range m.Props {
+		hs = append(hs, kgo.RecordHeader{Key: p.Key, Value: []byte(p.Value)})
+	}
+	rec := &kgo.Record{Topic: r.TopicTemplate.Expand(m.Topic, gw), Value: m.Payload, Headers: hs}
+	if r.Key != "" {
+		rec.Key = buf[:k:k]
+	}
+	return rec
+}
+
+// appendMillisUTC appends t as RFC 3339 in UTC with milliseconds
+// (2006-01-02T15:04:05.000Z, 24 bytes), for years 0 to 9999; it is
+// time.Format's result, several times faster.
+func appendMillisUTC(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	d := func(b []byte, v, n int) []byte {
+		for i := n - 1; i >= 0; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+		return b
+	}
+	var a [24]byte
+	d(a[0:4], year, 4)
+	a[4] = '-'
+	d(a[5:7], int(month), 2)
+	a[7] = '-'
+	d(a[8:10], day, 2)
+	a[10] = 'T'
+	d(a[11:13], hour, 2)
+	a[13] = ':'
+	d(a[14:16], minute, 2)
+	a[16] = ':'
+	d(a[17:19], sec, 2)
+	a[19] = '.'
+	d(a[20:23], ms, 3)
+	a[23] = 'Z'
+	return append(b, a[:]...)
+}
+
+// validKafkaTopic checks an expanded topic name the way brokers do.
+func validKafkaTopic(t string) error {
+	switch {
+	case t == "":
+		return errors.New("the topic template expands to an empty topic name")
+	case len(t) > 249:
+		return fmt.Errorf("topic name %.40q... is %d characters; Kafka allows 249", t, len(t))
+	case t == "." || t == "..":
+		return fmt.Errorf("topic name %q is not allowed", t)
+	}
+	for _, c := range []byte(t) {
+		if !(c == '.' || c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return fmt.Errorf("topic name %q: Kafka allows only a-z, A-Z, 0-9, ., _ and -", t)
+		}
+	}
+	return nil
+}
+
+// recordBatchSize is, to within a few bytes over, the size franz-go gives
+// a batch holding rec alone, which must not exceed its batch limit.
+func recordBatchSize(rec *kgo.Record) int {
+	const batchOverhead = 61 + 8 // franz-go's recordBatchOverhead, plus slack for request framing
+	vl := func(n int) int {      // varint length of n, zigzag encoded
+		l, u := 1, uint64(n)<<1
+		for ; u >= 0x80; u >>= 7 {
+			l++
+		}
+		return l
+	}
+	n := 1 + 1 + 1 + vl(len(rec.Key)) + len(rec.Key) + vl(len(rec.Value)) + len(rec.Value) + vl(len(rec.Headers))
+	for _, h := range rec.Headers {
+		n += vl(len(h.Key)) + len(h.Key) + vl(len(h.Value)) + len(h.Value)
+	}
+	return batchOverhead + vl(n) + n
+}
