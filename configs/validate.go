@@ -132,6 +132,55 @@ var driverKeys = map[string][]string{
 
 var bridgeName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
+// i2cAddresses are the addresses each I²C driver's chip can have: the
+// BMx280's SDO pin selects 0x76 or 0x77, the ADS1115's ADDR pin one of four.
+var i2cAddresses = map[string][]uint16{
+	"bme280":  {0x76, 0x77},
+	"bmp280":  {0x76, 0x77},
+	"ads1115": {0x48, 0x49, 0x4a, 0x4b},
+}
+
+var (
+	// i2cBus is a bus number, name or /dev path; "" is the first bus.
+	i2cBus = regexp.MustCompile(`^[A-Za-z0-9_/.-]{0,64}$`)
+	// pinName is a GPIO pin as periph's gpioreg names it: GPIO17, a header
+	// pin such as P1_11, a SoC pin such as PA10, or a number.
+	pinName = regexp.MustCompile(`^(GPIO[0-9]{1,4}|P[0-9]{1,2}_[0-9]{1,2}|P[A-Z][0-9]{1,3}|[0-9]{1,4})$`)
+)
+
+func hexList(as []uint16) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = fmt.Sprintf("%#x", a)
+	}
+	return strings.Join(s, ", ")
+}
+
+// deviceConflicts reports two devices on the same pin, or at the same
+// address of the same bus.
+func (k *checker) deviceConflicts(ds []Device) {
+	pins, addrs := map[string]int{}, map[string]int{}
+	for i, d := range ds {
+		p := fmt.Sprintf("devices[%d]", i)
+		_, usesPin := driverKeys[d.Driver]
+		if usesPin = usesPin && slices.Contains(driverKeys[d.Driver], "pin"); usesPin && d.Pin != "" {
+			if j, ok := pins[d.Pin]; ok {
+				k.errorf(p+".pin", "%s is already the pin of devices[%d] (%s)", d.Pin, j, ds[j].Name)
+			} else {
+				pins[d.Pin] = i
+			}
+		}
+		if d.I2C != nil && slices.Contains(driverKeys[d.Driver], "i2c") {
+			key := fmt.Sprintf("%s@%#x", d.I2C.Bus, d.I2C.Address)
+			if j, ok := addrs[key]; ok {
+				k.errorf(p+".i2c.address", "%#x on bus %q is already devices[%d] (%s)", d.I2C.Address, d.I2C.Bus, j, ds[j].Name)
+			} else {
+				addrs[key] = i
+			}
+		}
+	}
+}
+
 // checker collects the problems validate finds.
 type checker struct {
 	c    *Config
@@ -333,6 +382,8 @@ func (c *Config) validate() ErrorList {
 		}
 		if b.Batch.MaxBytes <= 0 {
 			k.errorf(p+".batch.max_bytes", "must be more than 0")
+		} else if kafka && (b.Batch.MaxBytes < KiB || b.Batch.MaxBytes > GiB) {
+			k.errorf(p+".batch.max_bytes", "%s: a Kafka record batch must be 1KiB to 1GiB (keep it at most the topics' max.message.bytes)", b.Batch.MaxBytes)
 		}
 		if b.MaxRate < 0 {
 			k.errorf(p+".max_rate", "must not be negative (0 is unlimited)")
@@ -350,6 +401,7 @@ func (c *Config) validate() ErrorList {
 	for i := range c.Devices {
 		k.device(fmt.Sprintf("devices[%d]", i), &c.Devices[i], devices, bridges)
 	}
+	k.deviceConflicts(c.Devices)
 	return k.errs
 }
 
@@ -473,6 +525,10 @@ func (k *checker) route(p string, r *Route, kafka bool) {
 			return !(c == '.' || c == '_' || c == '-' || c < unicode.MaxASCII && (unicode.IsLetter(c) || unicode.IsDigit(c)))
 		}); bad >= 0 {
 			k.errorf(p+".topic", "%q: a Kafka topic name may contain only a-z, A-Z, 0-9, ., _ and -", r.Topic)
+		} else if lit := literal(r.TopicTemplate); len(lit) > 249 {
+			k.errorf(p+".topic", "%q: a Kafka topic name is at most 249 characters", r.Topic)
+		} else if r.TopicTemplate.String() == "." || r.TopicTemplate.String() == ".." {
+			k.errorf(p+".topic", "%q is not a valid Kafka topic name", r.Topic)
 		}
 	}
 	if r.Key != "" {
@@ -499,10 +555,24 @@ func (k *checker) device(p string, d *Device, names, bridges map[string]string) 
 			k.errorf(p+".i2c", "required for driver %s (bus and address)", d.Driver)
 		case d.I2C.Address < 1 || d.I2C.Address > 0x7f:
 			k.errorf(p+".i2c.address", "%#x is not a 7-bit address (0x01 to 0x7f)", d.I2C.Address)
+		case !slices.Contains(i2cAddresses[d.Driver], d.I2C.Address):
+			k.errorf(p+".i2c.address", "%#x: a %s answers only at %s", d.I2C.Address, d.Driver, hexList(i2cAddresses[d.Driver]))
+		}
+		if d.I2C != nil && !i2cBus.MatchString(d.I2C.Bus) {
+			k.errorf(p+".i2c.bus", "%q is not a bus name or number (such as \"1\" for /dev/i2c-1)", d.I2C.Bus)
 		}
 	}
-	if use("pin") && d.Pin == "" {
+	switch {
+	case use("pin") && d.Pin == "":
 		k.errorf(p+".pin", "required for driver %s", d.Driver)
+	case use("pin") && !pinName.MatchString(d.Pin):
+		k.errorf(p+".pin", "%q is not a pin name: GPIO<n> (GPIO17), a header pin (P1_11) or a number; names are case-sensitive", d.Pin)
+	}
+	if use("deadband") && k.c.has(p+".deadband") && !d.OnlyOnChange {
+		k.errorf(p+".deadband", "only used with only_on_change: true")
+	}
+	if d.Driver == "gpio_in" && d.OnlyOnChange && d.Edge != "none" {
+		k.errorf(p+".only_on_change", "only used with edge: none (polling); edges publish changes only")
 	}
 	if use("topic") {
 		if d.Topic == "" {
@@ -560,6 +630,15 @@ func (k *checker) device(p string, d *Device, names, bridges map[string]string) 
 			chanNames[ch.Name] = true
 			if s := ch.Scale; s != nil && s.In[0] == s.In[1] {
 				k.errorf(cp+".scale.in", "the two ends must differ")
+			}
+			if s := ch.Scale; s != nil && max(s.In[0], s.In[1], -s.In[0], -s.In[1]) > 6.144 {
+				k.errorf(cp+".scale.in", "the ADS1115 reads at most ±6.144 V (and no more than its supply voltage)")
+			}
+			switch {
+			case ch.Scale != nil && ch.Unit == "":
+				k.errorf(cp+".unit", "required with a scale (the unit of scale.out, such as bar)")
+			case ch.Scale == nil && ch.Unit != "" && ch.Unit != "V":
+				k.errorf(cp+".unit", "%q, but without a scale the channel reads volts (V)", ch.Unit)
 			}
 		}
 	}

@@ -137,6 +137,8 @@ auth:
 	}},
 	{"kafka sasl", head + "bridges:\n  - name: k\n    kafka:\n      brokers: []\n      sasl: {mechanism: GSSAPI}\n    forward: [{from: a, topic: t}]\n",
 		[]string{`bad.yaml:6: bridges[0].kafka.brokers: at least one broker`, `bad.yaml:7: bridges[0].kafka.sasl.mechanism: "GSSAPI" is not one of`, `bad.yaml:7: bridges[0].kafka.sasl.username: required`, `bad.yaml:7: bridges[0].kafka.sasl.password_file: required`}},
+	{"kafka batch and topic names", head + "bridges:\n  - name: k\n    kafka: {brokers: [\"k:9092\"]}\n    forward: [{from: a, topic: \".\"}, {from: b, topic: \"" + strings.Repeat("t", 250) + "\"}]\n    batch: {max_bytes: 100, max_delay: -1s}\n",
+		[]string{`bad.yaml:6: bridges[0].forward[0].topic: "." is not a valid Kafka topic name`, `bad.yaml:6: bridges[0].forward[1].topic: "ttt`, `bad.yaml:7: bridges[0].batch.max_bytes: 100B: a Kafka record batch must be 1KiB to 1GiB`, `bad.yaml:7: bridges[0].batch.max_delay: duration -1s is negative`}},
 	{"mqtt bridge fields", head + `bridges:
   - name: c
     mqtt:
@@ -205,10 +207,31 @@ auth:
 		`bad.yaml:7: devices[3].channels[0].channel: 4 is not 0 to 3`,
 		`bad.yaml:7: devices[3].channels[1].name: "a/b" must be a single topic level`,
 		`bad.yaml:7: devices[3].channels[1].scale.in: the two ends must differ`,
+		`bad.yaml:7: devices[3].channels[1].unit: required with a scale`,
 		`bad.yaml:8: devices[4].driver: "dht22" is not one of`,
 	}},
 	{"ads1115 without channels", head + "devices: [{name: a, driver: ads1115, i2c: {address: 0x48}, topic: t}]\n",
 		[]string{`bad.yaml:3: devices[0].channels: at least one channel is required`}},
+	{"device pins, addresses and units", head + `devices:
+  - {name: a, driver: bme280, i2c: {bus: "1", address: 0x49}, topic: t}
+  - {name: b, driver: ads1115, i2c: {bus: "1", address: 0x48}, topic: t, channels: [{channel: 0, name: p, scale: {in: [1, 5], out: [0, 10]}}, {channel: 1, name: q, unit: mA}, {channel: 2, name: r, scale: {in: [0, 10], out: [0, 1]}, unit: x}]}
+  - {name: c, driver: ads1115, i2c: {bus: "1", address: 0x48}, topic: t, channels: [{channel: 0, name: p}]}
+  - {name: d, driver: gpio_in, pin: gpio17, topic: t}
+  - {name: e, driver: gpio_in, pin: GPIO17, topic: t, only_on_change: true}
+  - {name: f, driver: gpio_out, pin: GPIO17, show: "queue:backlog"}
+  - {name: g, driver: bme280, i2c: {bus: "i2c 1", address: 0x77}, topic: t, deadband: 1}
+`, []string{
+		`bad.yaml:4: devices[0].i2c.address: 0x49: a bme280 answers only at 0x76, 0x77`,
+		`bad.yaml:5: devices[1].channels[0].unit: required with a scale`,
+		`bad.yaml:5: devices[1].channels[1].unit: "mA", but without a scale the channel reads volts`,
+		`bad.yaml:5: devices[1].channels[2].scale.in: the ADS1115 reads at most ±6.144 V`,
+		`bad.yaml:6: devices[2].i2c.address: 0x48 on bus "1" is already devices[1] (b)`,
+		`bad.yaml:7: devices[3].pin: "gpio17" is not a pin name`,
+		`bad.yaml:8: devices[4].only_on_change: only used with edge: none`,
+		`bad.yaml:9: devices[5].pin: GPIO17 is already the pin of devices[4] (e)`,
+		`bad.yaml:10: devices[6].i2c.bus: "i2c 1" is not a bus name`,
+		`bad.yaml:10: devices[6].deadband: only used with only_on_change: true`,
+	}},
 	{"several errors at once", `gateway_id: gw
 listeners:
   - {name: l, address: ":1883", tyep: tcp}
