@@ -136,18 +136,24 @@ type inflight struct {
 // durable position, so a new session resends whatever the last one had not
 // had acknowledged.
 func (f *forwarder) run(ctx context.Context, l link) error {
-	acked := f.qb.Position()
+	acked := f.qb.Position() // the position recorded, or being recorded
 	read := acked
 	window := make([]inflight, 0, 2*f.maxMessages)
 	done := acked // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
+	// Positions are recorded by a goroutine of their own: the commit and
+	// its fsync overlap with sending, and requests made meanwhile are
+	// coalesced into one. The session ends only after the last one.
+	rec := newRecorder(f.qb)
+	defer rec.close()
 	ack := func(seq uint64) error {
+		if err := rec.err(); err != nil {
+			return fmt.Errorf("recording upstream ack: %w", err)
+		}
 		if seq <= acked {
 			return nil
 		}
-		if err := f.qb.Ack(seq); err != nil {
-			return fmt.Errorf("recording upstream ack: %w", err)
-		}
+		rec.request(seq)
 		acked, lastAck = seq, time.Now()
 		return nil
 	}
@@ -231,9 +237,16 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 				return ctx.Err()
 			}
 		}
-		// Wait for the oldest delivery, then take every finished one.
+		// Wait for the oldest delivery, then take every finished one; with
+		// room in the window, a new commit is sent at once too (a live
+		// message must not wait for an upstream round trip).
+		if len(window) >= limit {
+			changed = nil
+		}
 		select {
 		case <-window[0].d.Done():
+		case <-changed:
+			continue
 		case <-l.lost():
 			return lost()
 		case <-ctx.Done():
@@ -274,6 +287,74 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			}
 		}
 	}
+}
+
+// recorder records a bridge's position on its own goroutine, one commit at
+// a time, always the latest requested.
+type recorder struct {
+	qb   *storage.Bridge
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	want uint64
+	fail error
+}
+
+func newRecorder(qb *storage.Bridge) *recorder {
+	r := &recorder{qb: qb, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *recorder) request(seq uint64) {
+	r.mu.Lock()
+	r.want = max(r.want, seq)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default: // a commit is due already; it will take the latest
+	}
+}
+
+func (r *recorder) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fail
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	var did uint64
+	for {
+		stopping := false
+		select {
+		case <-r.kick:
+		case <-r.stop:
+			stopping = true
+		}
+		r.mu.Lock()
+		want, failed := r.want, r.fail != nil
+		r.mu.Unlock()
+		if want > did && !failed {
+			if err := r.qb.Ack(want); err != nil {
+				r.mu.Lock()
+				r.fail = err
+				r.mu.Unlock()
+			}
+			did = want
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// close records the last requested position and stops.
+func (r *recorder) close() error {
+	close(r.stop)
+	<-r.done
+	return r.err()
 }
 
 // harvest counts the finished deliveries at the head of the window and
