@@ -103,26 +103,51 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger, reloaded fu
 	var bridges sync.WaitGroup
 	defer bridges.Wait()
 	defer stopBridges()
+	var webBridges []statser // what /metrics and the status page show
 	for _, bc := range cfg.Bridges {
-		if bc.MQTT == nil {
-			log.Warn("kafka bridges are not in this build yet: their messages are kept in the queue", "bridge", bc.Name)
-			continue
-		}
 		qb, err := q.Bridge(bc.Name)
 		if err != nil {
 			return err
 		}
-		br, err := bridge.NewMQTT(bridge.Options{Config: bc, GatewayID: cfg.GatewayID, Queue: qb, Local: b, Logger: log})
-		if err != nil {
-			return err
+		o := bridge.Options{Config: bc, GatewayID: cfg.GatewayID, Queue: qb, Local: b, Logger: log}
+		var run func(context.Context) error
+		if bc.Kafka != nil {
+			br, err := bridge.NewKafka(o)
+			if err != nil {
+				return err
+			}
+			run = br.Run
+			webBridges = append(webBridges, br)
+		} else {
+			br, err := bridge.NewMQTT(o)
+			if err != nil {
+				return err
+			}
+			run = br.Run
+			webBridges = append(webBridges, br)
 		}
-		bridges.Go(func() { br.Run(bctx) })
+		bridges.Go(func() { run(bctx) })
 	}
+	// Wired devices publish through the broker; they stop before the queue
+	// closes (see devices.go).
+	dm, stopDevices, err := startDevices(ctx, cfg, b, q, bridgeStats(webBridges), log)
+	if err != nil {
+		return err
+	}
+	defer stopDevices()
+	stopWeb, err := startWeb(ctx, cfg, log, q, b, bridgeStats(webBridges), deviceRows(dm))
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
 
 	go func() {
 		for reloaded() != nil {
 		}
 	}()
+	// systemd: READY=1 (listeners bound, queue open), watchdog pings while
+	// the queue answers, STOPPING=1 at shutdown; see sdnotify.go.
+	defer systemdNotify(ctx, log, queueProbe(q, addrs))()
 	// Broker.Run stops the listeners, then waits for pending acks; the
 	// deferred Close commits what was enqueued and closes the file.
 	if err := b.Run(ctx); err != nil {
