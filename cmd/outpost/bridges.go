@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/outpost-edge/outpost/bridge"
@@ -33,6 +32,7 @@ type bridgeSet struct {
 	mu      sync.Mutex
 	running map[string]*runningBridge
 	order   []string
+	stopped bool
 	wg      sync.WaitGroup
 }
 
@@ -93,6 +93,9 @@ func (s *bridgeSet) startLocked(bc configs.Bridge) error {
 func (s *bridgeSet) apply(cfg []configs.Bridge) (restarted, needRestart []string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, nil, nil
+	}
 	var errs []error
 	seen := map[string]bool{}
 	for _, bc := range cfg {
@@ -143,6 +146,7 @@ func (s *bridgeSet) Stats() []bridge.Stats {
 // stop stops every bridge and waits for them.
 func (s *bridgeSet) stop() {
 	s.mu.Lock()
+	s.stopped = true
 	for _, rb := range s.running {
 		rb.cancel()
 	}
@@ -150,9 +154,13 @@ func (s *bridgeSet) stop() {
 	s.wg.Wait()
 }
 
-// names is the bridges' names in config order.
-func (s *bridgeSet) names() []string {
+// configs returns the sections the bridges run with, in config order.
+func (s *bridgeSet) configs() []configs.Bridge {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.order)
+	out := make([]configs.Bridge, 0, len(s.order))
+	for _, name := range s.order {
+		out = append(out, s.running[name].cfg)
+	}
+	return out
 }

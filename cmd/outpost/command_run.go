@@ -3,17 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/outpost-edge/outpost/bridge"
 	"github.com/outpost-edge/outpost/broker"
 	"github.com/outpost-edge/outpost/configs"
 	"github.com/outpost-edge/outpost/storage"
@@ -42,15 +40,17 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	current := cfg
 	err = run(ctx, cfg, log, func() *configs.Config {
-		select {
-		case <-hup:
-		case <-ctx.Done():
-			return nil
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return nil
+			}
+			if c := reload(*path, log, level); c != nil {
+				return c
+			}
 		}
-		current = reload(*path, current, log, level)
-		return current
 	})
 	if err != nil {
 		log.Error("outpost stopped", "error", err)
@@ -97,52 +97,29 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger, reloaded fu
 	}
 	log.Info("outpost running", "version", versionString(), "gateway_id", cfg.GatewayID, "listeners", strings.Join(addrs, ","),
 		"data_dir", cfg.DataDir, "sync", cfg.Queue.Sync, "queued", st.Messages, "last_seq", st.LastSeq)
-	// Bridges stop before the queue closes (deferred above) and after the
-	// broker: they only read and acknowledge.
-	bctx, stopBridges := context.WithCancel(context.Background())
-	var bridges sync.WaitGroup
-	defer bridges.Wait()
-	defer stopBridges()
-	var webBridges []statser // what /metrics and the status page show
-	for _, bc := range cfg.Bridges {
-		qb, err := q.Bridge(bc.Name)
-		if err != nil {
-			return err
-		}
-		o := bridge.Options{Config: bc, GatewayID: cfg.GatewayID, Queue: qb, Local: b, Logger: log}
-		var run func(context.Context) error
-		if bc.Kafka != nil {
-			br, err := bridge.NewKafka(o)
-			if err != nil {
-				return err
-			}
-			run = br.Run
-			webBridges = append(webBridges, br)
-		} else {
-			br, err := bridge.NewMQTT(o)
-			if err != nil {
-				return err
-			}
-			run = br.Run
-			webBridges = append(webBridges, br)
-		}
-		bridges.Go(func() { run(bctx) })
+	// Bridges and devices stop after the broker and before the queue closes
+	// (deferred above).
+	bs := newBridgeSet(q, b, cfg.GatewayID, log)
+	defer bs.stop()
+	if err := bs.start(cfg.Bridges); err != nil {
+		return err
 	}
-	// Wired devices publish through the broker; they stop before the queue
-	// closes (see devices.go).
-	dm, stopDevices, err := startDevices(ctx, cfg, b, q, bridgeStats(webBridges), log)
+	// Wired devices publish through the broker (see devices.go).
+	ds, err := newDeviceSet(ctx, cfg, b, q, bs.Stats, log)
 	if err != nil {
 		return err
 	}
-	defer stopDevices()
-	stopWeb, err := startWeb(ctx, cfg, log, q, b, bridgeStats(webBridges), deviceRows(dm))
+	defer ds.close()
+	stopWeb, err := startWeb(ctx, cfg, log, q, b, bs.Stats, ds.rows)
 	if err != nil {
 		return err
 	}
 	defer stopWeb()
 
 	go func() {
-		for reloaded() != nil {
+		running := cfg
+		for next := reloaded(); next != nil; next = reloaded() {
+			running = apply(ctx, running, next, b, q, bs, ds, log)
 		}
 	}()
 	// systemd: READY=1 (listeners bound, queue open), watchdog pings while
@@ -157,13 +134,13 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger, reloaded fu
 	return nil
 }
 
-// reload loads the config again after SIGHUP. A bad config keeps the running
-// one and logs every problem. The log level applies at once; the rest needs
-// a restart in this version, and the log says which sections changed.
-func reload(path string, old *configs.Config, log *slog.Logger, level *slog.LevelVar) *configs.Config {
+// reload loads the config again after SIGHUP and applies its log level.
+// A bad config is refused, with every problem logged, and nil returned:
+// the running config stays.
+func reload(path string, log *slog.Logger, level *slog.LevelVar) *configs.Config {
 	if path == "" {
 		log.Info("SIGHUP: running on the embedded default config; nothing to reload")
-		return old
+		return nil
 	}
 	cfg, err := configs.Load(path)
 	if err != nil {
@@ -175,28 +152,75 @@ func reload(path string, old *configs.Config, log *slog.Logger, level *slog.Leve
 		} else {
 			log.Error("reload refused, keeping the running config", "error", err)
 		}
-		return old
+		return nil
 	}
 	level.Set(parseLevel(cfg.Log.Level))
-	var restart []string
-	for name, changed := range map[string]bool{
-		"listeners": fmt.Sprint(cfg.Listeners) != fmt.Sprint(old.Listeners),
-		"auth":      fmt.Sprint(cfg.Auth) != fmt.Sprint(old.Auth),
-		"queue":     cfg.Queue != old.Queue,
-		"bridges":   fmt.Sprint(cfg.Bridges) != fmt.Sprint(old.Bridges),
-		"devices":   fmt.Sprint(cfg.Devices) != fmt.Sprint(old.Devices),
-		"data_dir":  cfg.DataDir != old.DataDir,
+	return cfg
+}
+
+// apply makes a reloaded config take effect, without losing the queue:
+// users and ACLs, the bridges' sections (routes, credentials, upstreams:
+// each changed bridge reconnects) and the devices. What cannot change
+// while running is named in the log and keeps its running value. It
+// returns the config now running.
+func apply(ctx context.Context, old, cfg *configs.Config, b *broker.Broker, q *storage.Queue, bs *bridgeSet, ds *deviceSet, log *slog.Logger) *configs.Config {
+	running := *cfg
+	var applied, restart []string
+	if !reflect.DeepEqual(old.Auth, cfg.Auth) {
+		b.SetAuth(brokerAuth(cfg))
+		applied = append(applied, "auth")
+	}
+	// The bridges first, then the broker's routes: a message routed to a
+	// bridge by a new route must find that route in the bridge.
+	restarted, added, err := bs.apply(cfg.Bridges)
+	if err != nil {
+		log.Error("reload: a bridge keeps its running section", "error", err)
+	}
+	for _, name := range restarted {
+		applied = append(applied, "bridges."+name)
+	}
+	restart = append(restart, added...)
+	running.Bridges = bs.configs()
+	if table, err := routeTable(&running, q); err != nil {
+		log.Error("reload: keeping the running routes", "error", err)
+	} else {
+		b.SetRoute(table.Match)
+	}
+	if !reflect.DeepEqual(old.Devices, cfg.Devices) {
+		if err := ds.apply(ctx, cfg); err != nil {
+			log.Error("reload: keeping the running devices", "error", err)
+			running.Devices = old.Devices
+		} else {
+			applied = append(applied, "devices")
+		}
+	}
+	if old.Log.Level != cfg.Log.Level {
+		applied = append(applied, "log.level")
+	}
+	// The rest needs a restart; it keeps running as it is.
+	for _, f := range []struct {
+		name    string
+		changed bool
+		keep    func()
+	}{
+		{"gateway_id", old.GatewayID != cfg.GatewayID, func() { running.GatewayID = old.GatewayID }},
+		{"data_dir", old.DataDir != cfg.DataDir, func() { running.DataDir = old.DataDir }},
+		{"listeners", !reflect.DeepEqual(old.Listeners, cfg.Listeners), func() { running.Listeners = old.Listeners }},
+		{"queue", old.Queue != cfg.Queue, func() { running.Queue = old.Queue }},
+		{"http", old.HTTP != cfg.HTTP, func() { running.HTTP = old.HTTP }},
+		{"log.format", old.Log.Format != cfg.Log.Format, func() { running.Log.Format = old.Log.Format }},
 	} {
-		if changed {
-			restart = append(restart, name)
+		if f.changed {
+			restart = append(restart, f.name)
+			f.keep()
 		}
 	}
 	if len(restart) > 0 {
-		log.Warn("config reloaded: log level applied; these sections changed and take effect at the next restart", "sections", strings.Join(restart, ","))
+		log.Warn("config reloaded; these changes take effect at the next restart", "applied", strings.Join(applied, ","), "restart_needed", strings.Join(restart, ","))
 	} else {
-		log.Info("config reloaded", "log_level", cfg.Log.Level)
+		log.Info("config reloaded", "applied", strings.Join(applied, ","))
 	}
-	return cfg
+	return &running
 }
 
 func newLogger(w io.Writer, c configs.Log, level *slog.LevelVar) *slog.Logger {

@@ -231,9 +231,12 @@ func TestSIGHUPReload(t *testing.T) {
 	// A good edit with a new log level is applied.
 	writeConfig(t, dir, "")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(b, []byte("level: info"), []byte("level: debug"), 1), 0o600)
+	b = bytes.Replace(b, []byte("level: info"), []byte("level: debug"), 1)
+	os.WriteFile(cfg, append(b, "queue: {max_age: 1h}\n"...), 0o600)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(t, p, "config reloaded")
+	// What cannot change while running is named, and keeps running as it was.
+	waitLog(t, p, "applied=log.level restart_needed=queue")
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("exit: %v", err)
 	}

@@ -1,10 +1,10 @@
-//go:build !outpost_omit_devices
-
 package main
 
 import (
 	"context"
 	"log/slog"
+	"reflect"
+	"sync"
 
 	"github.com/outpost-edge/outpost/bridge"
 	"github.com/outpost-edge/outpost/broker"
@@ -13,10 +13,6 @@ import (
 	"github.com/outpost-edge/outpost/devices"
 	"github.com/outpost-edge/outpost/storage"
 )
-
-// hasDevices reports whether this build runs wired devices; building with
-// -tags outpost_omit_devices leaves periph.io out (about 0.9 MB on armv6).
-const hasDevices = true
 
 // deviceHost is where the devices find their buses and pins; nil is
 // periph.io's host (devices.PeriphHost). Tests replace it.
@@ -74,19 +70,83 @@ func startDevices(ctx context.Context, cfg *configs.Config, b *broker.Broker, q 
 	return m, func() { cancel(); <-done }, nil
 }
 
-// deviceRows adapts the devices' state to what the web server shows: the
-// status page and outpost_device_errors_total{device}. nil means none.
-func deviceRows(m *devices.Manager) func() []web.Device {
-	if m == nil || len(m.Stats()) == 0 {
+// deviceSet runs the devices section and, on reload, replaces it: the old
+// devices stop (their pins and buses are released) before the new ones
+// start.
+type deviceSet struct {
+	b       *broker.Broker
+	q       *storage.Queue
+	bridges func() []bridge.Stats
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	cfg    []configs.Device
+	m      *devices.Manager
+	stop   func()
+	closed bool
+}
+
+func newDeviceSet(ctx context.Context, cfg *configs.Config, b *broker.Broker, q *storage.Queue, bridges func() []bridge.Stats, log *slog.Logger) (*deviceSet, error) {
+	s := &deviceSet{b: b, q: q, bridges: bridges, log: log}
+	return s, s.apply(ctx, cfg)
+}
+
+// apply runs cfg's devices, unless they are what runs already. When the new
+// section cannot start, the old one is started again and the error returned.
+func (s *deviceSet) apply(ctx context.Context, cfg *configs.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	return func() []web.Device {
-		st := m.Stats()
-		out := make([]web.Device, len(st))
-		for i, s := range st {
-			out[i] = web.Device{Name: s.Name, Driver: s.Driver, OK: s.State == devices.StateOK,
-				Errors: s.Errors, LastReading: s.LastReading, LastError: s.LastError}
+	if s.stop != nil {
+		if reflect.DeepEqual(s.cfg, cfg.Devices) {
+			return nil
 		}
-		return out
+		s.stop()
 	}
+	m, stop, err := startDevices(ctx, cfg, s.b, s.q, s.bridges, s.log)
+	if err != nil {
+		if s.stop != nil {
+			old := *cfg
+			old.Devices = s.cfg
+			m, stop, _ = startDevices(ctx, &old, s.b, s.q, s.bridges, s.log)
+			s.m, s.stop = m, stop
+		}
+		return err
+	}
+	s.cfg, s.m, s.stop = cfg.Devices, m, stop
+	return nil
+}
+
+// close stops the devices; call it before the queue closes.
+func (s *deviceSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// rows adapts the devices' state to what the web server shows: the status
+// page and outpost_device_errors_total{device}.
+func (s *deviceSet) rows() []web.Device {
+	s.mu.Lock()
+	m := s.m
+	s.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	st := m.Stats()
+	if len(st) == 0 {
+		return nil
+	}
+	out := make([]web.Device, len(st))
+	for i, d := range st {
+		out[i] = web.Device{Name: d.Name, Driver: d.Driver, OK: d.State == devices.StateOK,
+			Errors: d.Errors, LastReading: d.LastReading, LastError: d.LastError}
+	}
+	return out
 }

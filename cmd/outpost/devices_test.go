@@ -1,5 +1,3 @@
-//go:build !outpost_omit_devices
-
 package main
 
 import (
@@ -121,15 +119,15 @@ func TestDevicesNotConfigured(t *testing.T) {
 	fakeDeviceHost(t, &inits, nil)
 	b, q := deviceTestBroker(t)
 	cfg := configs.Default()
-	m, stop, err := startDevices(t.Context(), cfg, b, q, func() []bridge.Stats { return nil }, slog.New(slog.DiscardHandler))
+	ds, err := newDeviceSet(t.Context(), cfg, b, q, func() []bridge.Stats { return nil }, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop()
+	ds.close()
 	if inits.Load() != 0 {
 		t.Error("the host was initialised without devices")
 	}
-	if deviceRows(m) != nil {
+	if ds.rows() != nil {
 		t.Error("the status page gets devices when there are none")
 	}
 }
@@ -153,22 +151,41 @@ func TestDevicesWired(t *testing.T) {
 	var up atomic.Bool
 	up.Store(true)
 	bridges := func() []bridge.Stats { return []bridge.Stats{{Name: "cloud", Up: up.Load()}} }
-	m, stop, err := startDevices(t.Context(), cfg, b, q, bridges, slog.New(slog.DiscardHandler))
+	ds, err := newDeviceSet(t.Context(), cfg, b, q, bridges, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer ds.close()
 	waitDevice(t, "the door's level in the queue", func() bool { st, _ := q.Stats(); return st.Messages == 1 })
 	waitDevice(t, "the uplink LED on", func() bool { return bool(led.Read()) })
 	up.Store(false)
 	waitDevice(t, "the uplink LED off", func() bool { return !bool(led.Read()) })
-	rows := deviceRows(m)()
+	rows := ds.rows()
 	if len(rows) != 2 || rows[0].Name != "door" || !rows[0].OK || rows[0].LastReading.IsZero() || rows[1].Driver != "gpio_out" {
 		t.Errorf("status rows %+v", rows)
 	}
 	if inits.Load() != 1 {
 		t.Errorf("host initialised %d times, want 1", inits.Load())
 	}
+
+	// A reload without the LED: the LED's driver stops (its pin is left
+	// low), the door keeps publishing.
+	up.Store(true)
+	waitDevice(t, "the uplink LED on again", func() bool { return bool(led.Read()) })
+	cfg2, err := configs.Load(writeConfig(t, t.TempDir(), `devices:
+  - {name: door, driver: gpio_in, pin: GPIO17, pull: up, topic: sensors/gateway/door}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.apply(t.Context(), cfg2); err != nil {
+		t.Fatal(err)
+	}
+	waitDevice(t, "the removed LED's pin low", func() bool { return !bool(led.Read()) })
+	if rows := ds.rows(); len(rows) != 1 || rows[0].Name != "door" {
+		t.Errorf("status rows after the reload: %+v", rows)
+	}
+	waitDevice(t, "the door's level published again by the new manager", func() bool { st, _ := q.Stats(); return st.Messages == 2 })
 }
 
 func waitDevice(t *testing.T, what string, cond func() bool) {

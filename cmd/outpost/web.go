@@ -77,18 +77,3 @@ func readiness(ctx context.Context, q *storage.Queue, b *broker.Broker) func() e
 		return nil
 	}
 }
-
-// statser is a running bridge (*bridge.MQTT, *bridge.Kafka) as the web
-// server reads it.
-type statser interface{ Stats() bridge.Stats }
-
-// bridgeStats reads the counters of a fixed list of running bridges.
-func bridgeStats(bs []statser) func() []bridge.Stats {
-	return func() []bridge.Stats {
-		out := make([]bridge.Stats, 0, len(bs))
-		for _, b := range bs {
-			out = append(out, b.Stats())
-		}
-		return out
-	}
-}
