@@ -59,6 +59,10 @@ type link interface {
 	closedByPeer() bool
 }
 
+// flusher is a link that holds messages back to fill batches (Kafka's
+// linger); flush sends what it holds at once.
+type flusher interface{ flush() }
+
 // Stats are a bridge's counters, for the metrics endpoint.
 type Stats struct {
 	Name      string
@@ -242,6 +246,11 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		// message must not wait for an upstream round trip).
 		if len(window) >= limit {
 			changed = nil
+			// Nothing more can be sent until the oldest is done: a link
+			// that lingers to fill batches must send what it has now.
+			if fl, ok := l.(flusher); ok {
+				fl.flush()
+			}
 		}
 		select {
 		case <-window[0].d.Done():

@@ -392,7 +392,6 @@ type kafkaLink struct {
 
 	serialLo, serialHi uint64 // from the session before; read-only here
 
-	inflight atomic.Int64
 	flushing atomic.Bool
 
 	lostCh chan struct{}
@@ -461,9 +460,7 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	d := &kafkaDelivery{done: make(chan struct{})}
 	seq := m.Seq
-	l.inflight.Add(1)
 	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
-		l.inflight.Add(-1)
 		d.err = l.outcome(seq, err, serial)
 		close(d.done)
 	})
@@ -475,15 +472,19 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		}
 		return d, nil
 	}
-	// The forwarder waits for acks once the window is full: nothing more
-	// comes to fill the batches, so send them now rather than lingering.
-	if l.inflight.Load() >= int64(b.window) && !l.flushing.Swap(true) {
+	return d, nil
+}
+
+// flush is called when the forwarder's window is full: nothing more comes
+// to fill the batches until acks return, so they are sent now rather than
+// lingering for batch.max_delay.
+func (l *kafkaLink) flush() {
+	if !l.flushing.Swap(true) {
 		go func() {
 			l.cl.Flush(l.ctx)
 			l.flushing.Store(false)
 		}()
 	}
-	return d, nil
 }
 
 // outcome decides what a record's result means: nil (written), a drop, or
