@@ -73,6 +73,9 @@ type Stats struct {
 	// Dropped counts the messages the bridge gave up on, by reason
 	// (DropNoRoute, DropRefused, ...), since start.
 	Dropped map[string]uint64
+	// LastError is why the last session ended or failed to start ("" if
+	// none has): what a technician needs to see while the bridge is down.
+	LastError string
 }
 
 type counters struct {
@@ -81,6 +84,13 @@ type counters struct {
 	lastAck   atomic.Int64 // Unix ns
 	mu        sync.Mutex
 	dropped   map[string]uint64
+	lastErr   string
+}
+
+func (c *counters) setErr(err error) {
+	c.mu.Lock()
+	c.lastErr = err.Error()
+	c.mu.Unlock()
 }
 
 func (c *counters) drop(reason string) {
@@ -101,6 +111,7 @@ func (c *counters) stats(name string, pending uint64) Stats {
 	for k, v := range c.dropped {
 		s.Dropped[k] = v
 	}
+	s.LastError = c.lastErr
 	c.mu.Unlock()
 	return s
 }

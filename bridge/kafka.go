@@ -93,8 +93,7 @@ type Kafka struct {
 
 	gatewayID []byte // the gateway_id header's value, shared by all records
 
-	mu      sync.Mutex
-	lastErr error
+	mu sync.Mutex
 	// Messages seq in [serialLo, serialHi] failed with an error that may
 	// not be theirs; they are sent one at a time until the durable
 	// position passes serialHi.
@@ -156,43 +155,21 @@ func (b *Kafka) Stats() Stats {
 
 // Run connects, forwards and reconnects until ctx is done.
 func (b *Kafka) Run(ctx context.Context) error {
-	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max}
-	if bo.Min <= 0 {
-		bo.Min = 500 * time.Millisecond
-	}
-	if bo.Max < bo.Min {
-		bo.Max = max(time.Minute, bo.Min)
-	}
-	for {
+	reconnect(ctx, &b.opts, &b.c, b.log, func(ctx context.Context) (bool, bool, error) {
 		forwarded := b.c.forwarded.Load()
 		isolate, err := b.session(ctx)
-		b.c.up.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		b.mu.Lock()
-		b.lastErr = err
-		b.mu.Unlock()
-		if b.c.forwarded.Load() != forwarded {
-			// The session got somewhere: the next failure is a new one.
-			// (A session that fails again and again on the same record,
-			// a topic that does not exist, backs off to reconnect.max.)
-			bo.Reset()
-		}
-		if isolate {
+		// A session that forwarded something makes the next failure a new
+		// one; one that fails again and again on the same record (a topic
+		// that does not exist) backs off to reconnect.max.
+		progressed := b.c.forwarded.Load() != forwarded
+		if isolate && ctx.Err() == nil {
 			// Not the cluster's fault: start over at once, sending the
 			// messages that failed one at a time.
 			b.log.Info("kafka refused a batch; resending its messages one at a time to find the one at fault", "error", err)
-			continue
 		}
-		d := bo.Next()
-		b.log.Warn("upstream unavailable; messages stay queued", "error", err, "retry_in", d.Round(time.Millisecond), "pending", b.opts.Queue.Pending())
-		select {
-		case <-b.opts.Clock.After(d):
-		case <-ctx.Done():
-			return nil
-		}
-	}
+		return progressed, isolate, err
+	})
+	return nil
 }
 
 // session is one producer client: reach the cluster, then forward until a

@@ -53,9 +53,6 @@ type MQTT struct {
 	log  *slog.Logger
 	fw   *forwarder
 	c    counters
-
-	mu      sync.Mutex
-	lastErr error
 }
 
 // NewMQTT returns the bridge for an mqtt bridge section.
@@ -94,33 +91,11 @@ func (b *MQTT) Stats() Stats {
 
 // Run connects, forwards and reconnects until ctx is done.
 func (b *MQTT) Run(ctx context.Context) error {
-	bo := &Backoff{Min: b.opts.Config.Reconnect.Min, Max: b.opts.Config.Reconnect.Max}
-	if bo.Min <= 0 {
-		bo.Min = 500 * time.Millisecond
-	}
-	if bo.Max < bo.Min {
-		bo.Max = max(time.Minute, bo.Min)
-	}
-	for {
+	reconnect(ctx, &b.opts, &b.c, b.log, func(ctx context.Context) (bool, bool, error) {
 		connected, err := b.session(ctx)
-		b.c.up.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if connected {
-			bo.Reset()
-		}
-		b.mu.Lock()
-		b.lastErr = err
-		b.mu.Unlock()
-		d := bo.Next()
-		b.log.Warn("upstream unavailable; messages stay queued", "error", err, "retry_in", d.Round(time.Millisecond), "pending", b.opts.Queue.Pending())
-		select {
-		case <-b.opts.Clock.After(d):
-		case <-ctx.Done():
-			return nil
-		}
-	}
+		return connected, false, err
+	})
+	return nil
 }
 
 // session is one connection: connect, subscribe the receive routes, and

@@ -257,7 +257,7 @@ func TestWrongCredentials(t *testing.T) {
 		return strings.Contains(logs.String(), "not Authorized") || strings.Contains(logs.String(), "bad user name or password")
 	})
 	time.Sleep(300 * time.Millisecond)
-	if s := b.Stats(); s.Up || s.Pending != 100 || len(up.Received()) != 0 {
+	if s := b.Stats(); s.Up || s.Pending != 100 || len(up.Received()) != 0 || !strings.Contains(s.LastError, "not Authorized") {
 		t.Fatalf("with a wrong password: %+v", s)
 	}
 	os.WriteFile(pw, []byte("right\n"), 0o600)

@@ -119,6 +119,9 @@ func writePage(w io.Writer, p *page) error {
 <div class="small">%d sent · %d waiting</div>
 </div>
 `, b.Name, state(b.Up, "up", "down"), b.Name, badge(b.Up, "UP", "DOWN"), ack, b.Forwarded, b.Pending)
+		if b.LastError != "" {
+			h.f("<div class=\"small err\">%s</div>\n", b.LastError)
+		}
 	}
 	if len(p.Bridges) == 0 {
 		h.f("<p class=\"small\">No bridges configured: messages are delivered locally only.</p>\n")

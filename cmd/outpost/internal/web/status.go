@@ -72,6 +72,7 @@ type bridgeRow struct {
 	Pending   uint64
 	LastAck   string // "never" or a UTC time
 	AckAge    string // "" or "12s ago"
+	LastError string // why it is down; "" while up
 }
 
 type dropRow struct {
@@ -126,6 +127,9 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	}
 	for _, b := range sn.bridges {
 		r := bridgeRow{Name: b.Name, Up: b.Up, Forwarded: b.Forwarded, Pending: b.Pending, LastAck: "never"}
+		if !b.Up {
+			r.LastError = b.LastError
+		}
 		if !b.LastAck.IsZero() {
 			r.AckAge = duration(sn.now.Sub(b.LastAck)) + " ago"
 			r.LastAck = clock(b.LastAck, sn.now)

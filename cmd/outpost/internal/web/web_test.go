@@ -46,7 +46,7 @@ func testServer(q *fixedQueue, ready func() error) *Server {
 		Bridges: func() []bridge.Stats {
 			return []bridge.Stats{{Name: "cloud", Up: true, Forwarded: 40, Pending: 1, LastAck: now.Add(-3 * time.Second),
 				Dropped: map[string]uint64{bridge.DropNoRoute: 1, bridge.DropRefused: 4}},
-				{Name: `lake"\` + "\n", Up: false, Pending: 7,
+				{Name: `lake"\` + "\n", Up: false, Pending: 7, LastError: "<dial tcp: connection refused>",
 					Dropped: map[string]uint64{bridge.DropTooLarge: 6, bridge.DropRefused: 1}},
 			}
 		},
@@ -253,7 +253,7 @@ func TestStatusPageEscapes(t *testing.T) {
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET / = %d %q", code, h.Get("Content-Type"))
 	}
-	for _, raw := range []string{`<b>"1"</b>`, "<gpio busy>", "<shutting down>"} {
+	for _, raw := range []string{`<b>"1"</b>`, "<gpio busy>", "<shutting down>", "<dial tcp"} {
 		if strings.Contains(body, raw) {
 			t.Errorf("unescaped %q in the page", raw)
 		}
@@ -262,6 +262,7 @@ func TestStatusPageEscapes(t *testing.T) {
 		`<h1 id="gateway">pi-&lt;b&gt;&#34;1&#34;&lt;/b&gt;</h1>`,
 		`data-bridge="cloud" data-state="up"`,
 		"&lt;gpio busy&gt;",
+		"&lt;dial tcp: connection refused&gt;", // why the down bridge is down
 		"not ready",
 		"up 1h 30m",
 		"1m 15s",  // oldest message
