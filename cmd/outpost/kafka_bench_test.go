@@ -42,14 +42,7 @@ func BenchmarkKafkaDrain(b *testing.B) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		b.Skip("needs /proc/<pid>/status")
 	}
-	n := 1_000_000
-	if s := os.Getenv("OUTPOST_BENCH_MESSAGES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			b.Fatalf("OUTPOST_BENCH_MESSAGES=%q: want a positive count", s)
-		}
-		n = v
-	}
+	n := benchMessages(b)
 	for _, codec := range []string{"none", "zstd"} {
 		b.Run(codec, func(b *testing.B) {
 			for range b.N {

@@ -28,14 +28,7 @@ func BenchmarkRSSBacklog(b *testing.B) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		b.Skip("needs /proc/<pid>/status")
 	}
-	n := 1_000_000
-	if s := os.Getenv("OUTPOST_BENCH_MESSAGES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			b.Fatalf("OUTPOST_BENCH_MESSAGES=%q: want a positive count", s)
-		}
-		n = v
-	}
+	n := benchMessages(b)
 	for range b.N {
 		dir := b.TempDir()
 		cfg := writeConfig(b, dir, "")
