@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+	"golang.org/x/net/proxy"
 
 	"github.com/outpost-edge/outpost/bridge/route"
 	"github.com/outpost-edge/outpost/configs"
@@ -53,6 +57,8 @@ type MQTT struct {
 	log  *slog.Logger
 	fw   *forwarder
 	c    counters
+
+	topics map[topicKey]string // see upstreamTopic
 }
 
 // NewMQTT returns the bridge for an mqtt bridge section.
@@ -66,7 +72,7 @@ func NewMQTT(o Options) (*MQTT, error) {
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
-	b := &MQTT{opts: o, cfg: o.Config.MQTT, log: o.Logger.With("bridge", o.Config.Name)}
+	b := &MQTT{opts: o, cfg: o.Config.MQTT, log: o.Logger.With("bridge", o.Config.Name), topics: map[topicKey]string{}}
 	b.fw = &forwarder{
 		qb:          o.Queue,
 		maxMessages: max(o.Config.Batch.MaxMessages, 1),
@@ -146,6 +152,7 @@ func (b *MQTT) clientOptions(l *mqttLink) (*paho.ClientOptions, error) {
 		SetAutoReconnect(false). // our loop owns reconnects
 		SetConnectRetry(false).
 		SetOrderMatters(false).
+		SetStore(noStore{}).
 		SetKeepAlive(0).
 		SetConnectTimeout(b.cfg.ConnectTimeout).
 		SetWriteTimeout(max(b.cfg.Keepalive, 5*time.Second)).
@@ -157,6 +164,10 @@ func (b *MQTT) clientOptions(l *mqttLink) (*paho.ClientOptions, error) {
 		// is declared down within about one keepalive.
 		o.SetKeepAlive(max((ka / 2).Truncate(time.Second), time.Second)).
 			SetPingTimeout(max(ka/4, 500*time.Millisecond))
+	}
+	switch strings.SplitN(b.cfg.URL, "://", 2)[0] {
+	case "tcp", "tls", "ssl":
+		o.SetCustomOpenConnectionFn(dial)
 	}
 	if b.cfg.Username != "" {
 		o.SetUsername(b.cfg.Username)
@@ -304,7 +315,7 @@ func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 		// has: nothing says where it goes.
 		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
 	}
-	p := &publish{topic: r.ToTemplate.Expand(m.Topic, b.opts.GatewayID), qos: min(byte(r.QoS), m.QoS),
+	p := &publish{topic: b.upstreamTopic(r, m.Topic), qos: min(byte(r.QoS), m.QoS),
 		retain: m.Retain, payload: m.Payload, ready: make(chan struct{})}
 	if b.cfg.Envelope == "json" {
 		p.payload = envelope(b.opts.GatewayID, m)
@@ -316,6 +327,71 @@ func (l *mqttLink) send(m *storage.Message) (delivery, error) {
 		return nil, errLinkLost
 	}
 }
+
+// dial opens a tcp:// or tls:// upstream connection as paho would (through
+// a proxy named in ALL_PROXY, if any), with writes coalesced (coalescer).
+func dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	conn, err := proxy.FromEnvironmentUsing(d).Dial("tcp", uri.Host)
+	if err != nil {
+		return nil, err
+	}
+	if uri.Scheme == "tls" || uri.Scheme == "ssl" {
+		tc := o.TLSConfig.Clone()
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = uri.Hostname()
+		}
+		tconn := tls.Client(conn, tc)
+		if o.ConnectTimeout > 0 {
+			conn.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		}
+		if err := tconn.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn.SetDeadline(time.Time{})
+		conn = tconn
+	}
+	return newCoalescer(conn), nil
+}
+
+// upstreamTopic maps a local topic through a route's template. A gateway's
+// sensors publish on few topics, again and again: the mappings are kept
+// (up to 4096; the forwarder goroutine alone calls this), so that draining a
+// backlog does not build the same string a million times.
+func (b *MQTT) upstreamTopic(r *configs.Route, topic string) string {
+	k := topicKey{r, topic}
+	if t, ok := b.topics[k]; ok {
+		return t
+	}
+	if len(b.topics) >= 4096 {
+		clear(b.topics)
+	}
+	t := r.ToTemplate.Expand(topic, b.opts.GatewayID)
+	b.topics[k] = t
+	return t
+}
+
+type topicKey struct {
+	r     *configs.Route
+	topic string
+}
+
+// noStore is a paho Store that keeps nothing. paho's store exists to resume
+// a session after reconnecting; outpost starts every session clean and
+// resends from its own queue, so storing each publish would only cost.
+type noStore struct{}
+
+func (noStore) Open()                             {}
+func (noStore) Put(string, packets.ControlPacket) {}
+func (noStore) Get(string) packets.ControlPacket  { return nil }
+func (noStore) All() []string                     { return nil }
+func (noStore) Del(string)                        {}
+func (noStore) Close()                            {}
+func (noStore) Reset()                            {}
 
 // envelope wraps a message for consumers that must de-duplicate over MQTT
 // 3.1.1, which has no properties to carry gateway_id and seq.
