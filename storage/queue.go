@@ -122,7 +122,9 @@ type Queue struct {
 // Open opens or creates the queue file at path. A file that cannot be read
 // as a queue is renamed aside (path.corrupt-<UTC time>), reported at error
 // level, and replaced by an empty queue; sequence numbers continue above
-// those used before, from the lease file beside it.
+// those used before, from the lease file beside it. When the disk has no
+// room for both (a queue that once filled the disk is as big as it), the
+// corrupt file is deleted instead of kept.
 func Open(path string, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -161,6 +163,19 @@ func Open(path string, opts Options) (*Queue, error) {
 		q.log.Error("QUEUE FILE CORRUPT: moved aside, starting with an empty queue; messages in it were not forwarded",
 			"error", err, "moved_to", aside, "seq_continues_from", q.lease)
 		err = q.load()
+		if err != nil && diskFull(err) && aside != "" {
+			// A queue that once filled the disk left a file as big as the
+			// disk: kept, it leaves no room for the new queue, and starting
+			// matters more than inspecting it.
+			q.log.Error("QUEUE FILE CORRUPT: no room for a new queue beside the corrupt file; deleting it", "deleted", aside, "error", err)
+			os.Remove(path) // the new file, as far as it got
+			if rerr := os.Remove(aside); rerr != nil {
+				return nil, fmt.Errorf("%w (and deleting the corrupt file for room: %v)", err, rerr)
+			}
+			if err = syncDir(filepath.Dir(path)); err == nil {
+				err = q.load()
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
