@@ -59,6 +59,21 @@ type link interface {
 	closedByPeer() bool
 }
 
+// unfinished counts the deliveries in the window not yet done.
+func unfinished(window []inflight) int {
+	n := 0
+	for i := range window {
+		if !isDone(window[i].d) {
+			n++
+		}
+	}
+	return n
+}
+
+// progresser is a link whose deliveries can finish out of order; progress
+// is signalled (at least once) after any of them finishes.
+type progresser interface{ progress() <-chan struct{} }
+
 // flusher is a link that holds messages back to fill batches (Kafka's
 // linger); flush sends what it holds at once.
 type flusher interface{ flush() }
@@ -191,13 +206,17 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	}
 	for {
 		changed := f.qb.Changed() // before reading, so no commit is missed
-		// Fill the window: up to two batches in flight, one while probing.
-		limit := 2 * f.maxMessages
+		// Fill the window: up to two batches in flight (sent, not done), one
+		// while probing. An upstream that finishes out of order (Kafka's
+		// partitions) leaves done messages behind an unfinished one; they
+		// stay in the window, which holds at most four times the limit.
+		limit, span := 2*f.maxMessages, 8*f.maxMessages
 		if probing {
-			limit = 1
+			limit, span = 1, 1
 		}
-		for len(window) < limit {
-			msgs, next, err := f.qb.Read(read, min(f.maxMessages, limit-len(window)), f.maxBytes)
+		busy := unfinished(window)
+		for busy < limit && len(window) < span {
+			msgs, next, err := f.qb.Read(read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
 			if err != nil {
 				return fmt.Errorf("reading queue: %w", err)
 			}
@@ -230,6 +249,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 					w.sent = time.Now()
 				}
 				window = append(window, w)
+				busy++
 			}
 			if next == read {
 				break // nothing more in the queue
@@ -255,16 +275,22 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		// Wait for the oldest delivery, then take every finished one; with
 		// room in the window, a new commit is sent at once too (a live
 		// message must not wait for an upstream round trip).
-		if len(window) >= limit {
+		var progress <-chan struct{}
+		if busy >= limit || len(window) >= span {
 			changed = nil
-			// Nothing more can be sent until the oldest is done: a link
+			// Nothing more can be sent until messages are done: a link
 			// that lingers to fill batches must send what it has now.
 			if fl, ok := l.(flusher); ok {
 				fl.flush()
 			}
+			if p, ok := l.(progresser); ok && len(window) < span {
+				progress = p.progress()
+			}
 		}
 		select {
 		case <-window[0].d.Done():
+		case <-progress:
+			continue // room for more in flight
 		case <-changed:
 			continue
 		case <-l.lost():

@@ -200,7 +200,7 @@ func (b *Kafka) session(ctx context.Context) (isolate bool, err error) {
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	l := &kafkaLink{b: b, cl: cl, lostCh: make(chan struct{}), serialLo: serialLo, serialHi: serialHi}
+	l := &kafkaLink{b: b, cl: cl, lostCh: make(chan struct{}), progCh: make(chan struct{}, 1), serialLo: serialLo, serialHi: serialHi}
 	l.ctx, l.cancel = context.WithCancel(sctx)
 	defer l.cancel()
 	b.c.up.Store(true)
@@ -370,6 +370,7 @@ type kafkaLink struct {
 	serialLo, serialHi uint64 // from the session before; read-only here
 
 	flushing atomic.Bool
+	progCh   chan struct{} // see progress
 
 	lostCh chan struct{}
 	mu     sync.Mutex
@@ -440,6 +441,10 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
 		d.err = l.outcome(seq, err, serial)
 		close(d.done)
+		select {
+		case l.progCh <- struct{}{}:
+		default:
+		}
 	})
 	if serial {
 		select {
@@ -451,6 +456,10 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	return d, nil
 }
+
+// progress is signalled when records finish: partitions finish out of
+// order, and the forwarder may send more before the oldest is done.
+func (l *kafkaLink) progress() <-chan struct{} { return l.progCh }
 
 // flush is called when the forwarder's window is full: nothing more comes
 // to fill the batches until acks return, so they are sent now rather than
