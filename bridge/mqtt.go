@@ -124,7 +124,14 @@ func (b *MQTT) session(ctx context.Context) (connected bool, err error) {
 	if err := tok.Error(); err != nil {
 		return false, fmt.Errorf("connecting to %s: %w", b.cfg.URL, err)
 	}
-	defer c.Disconnect(250)
+	defer func() {
+		// A deliberate stop (shutdown, reload) sends no last will: say
+		// offline ourselves, while the link still works.
+		if b.cfg.StatusTopic != "" && ctx.Err() != nil {
+			c.Publish(b.cfg.StatusTopic, 1, true, "offline").WaitTimeout(time.Second)
+		}
+		c.Disconnect(250)
+	}()
 	go l.publisher()
 	if b.cfg.StatusTopic != "" {
 		c.Publish(b.cfg.StatusTopic, 1, true, "online")

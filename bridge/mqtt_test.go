@@ -354,3 +354,27 @@ func TestUpstreamRefusesTopic(t *testing.T) {
 	}
 	t.Logf("%d received, %d duplicates from resends after the refusals", len(got), dups)
 }
+
+// TestStatusOfflineOnStop: a bridge that stops cleanly (shutdown) sends no
+// last will, so it says offline itself, retained.
+func TestStatusOfflineOnStop(t *testing.T) {
+	up := bridgetest.NewUpstream(t, "site/#")
+	_, qb := openQueue(t)
+	b, err := NewMQTT(Options{Config: bridgeConfig(t, fmt.Sprintf(`  - name: cloud
+    mqtt: {url: "tcp://%s", status_topic: "site/gw-1/status"}
+    forward: [{from: "sensors/#", to: "site/{topic}"}]
+`, up.Addr)), GatewayID: "gw-1", Queue: qb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	up.WaitFor(t, 1, 10*time.Second)
+	cancel()
+	<-done
+	got := up.WaitFor(t, 2, 10*time.Second)
+	if string(got[0].Payload) != "online" || string(got[1].Payload) != "offline" || !got[1].FixedHeader.Retain {
+		t.Fatalf("status messages %q then %q (retain %v), want online then a retained offline", got[0].Payload, got[1].Payload, got[1].FixedHeader.Retain)
+	}
+}
