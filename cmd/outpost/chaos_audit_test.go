@@ -6,18 +6,23 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/outpost-edge/outpost/storage"
 )
 
-// The field chaos test's auditor. It sees the two ends of the pipe: what
-// the sensors were acknowledged for, and what arrived upstream (each
-// message's JSON envelope carries gateway_id and seq; the payload carries
-// the sensor's id and counter). In between it knows, per queue file (an
+// The field chaos test's auditor. It sees the ends of the pipe: what the
+// sensors were acknowledged for, and what arrived at each of the two
+// upstreams, the MQTT broker of the cloud bridge and the Kafka cluster of
+// the lake bridge (over MQTT each message's JSON envelope carries
+// gateway_id and seq, over Kafka its headers do; the payload carries the
+// sensor's id and counter). Both bridges forward every sensor message: it
+// is stored once, under one seq, and must arrive at both. In between it knows, per queue file (an
 // "epoch": a new one starts when a corrupt file is moved aside), the range
 // of sequence numbers the queue handed out and its persisted drop counters.
 //
@@ -25,8 +30,10 @@ import (
 //   - every seq of an epoch, lo < seq <= hi, was assigned to exactly one
 //     stored message (seqs are consecutive within a file; a rolled-back
 //     commit assigns none);
-//   - at the end the queue is drained, so each seq either arrived upstream
-//     or vanished; a vanished seq was dropped by a policy (and counted in the
+//   - at the end the queue is drained, so each seq either arrived at both
+//     upstreams or vanished (from one of them or both: the queue drops a
+//     message, not a message for one bridge, so a drop_oldest eviction of a
+//     message that one bridge had already delivered is gone for the other); a vanished seq was dropped by a policy (and counted in the
 //     file's queue_full/max_age/corrupt counters) or was in the corrupted
 //     file when it was moved aside (the expected corruption figure, known
 //     exactly from a read of the file before its bytes were flipped);
@@ -36,7 +43,12 @@ import (
 //     upstream's PUBACK came back, then evicted by drop_oldest): reported,
 //     not an error. A vanished seq beyond the counters is an uncounted loss.
 //
-// And in message space: every acknowledged message arrived upstream, or
+// Per upstream, the order: a seq arriving for the first time is above every
+// seq that arrived before it (per Kafka partition), and a sensor's messages
+// arrive in the order it sent them. A message carries the same seq at both.
+//
+// And in message space: every acknowledged message arrived at both
+// upstreams, or
 // was in the corrupted file (expected), or must be one of the counted
 // vanished seqs. That last set is checked both globally (acked-dropped <=
 // counted vanished seqs) and locally: between the sensor's neighbouring
@@ -50,9 +62,18 @@ type msgID struct{ sensor, n uint32 }
 func (m msgID) String() string { return fmt.Sprintf("s%d-%d", m.sensor, m.n) }
 
 type arrival struct {
-	seq uint64
-	id  msgID
+	seq  uint64
+	id   msgID
+	part int32 // the Kafka partition; 0 over MQTT
 }
+
+// The upstreams, by the name the auditor gives them.
+const (
+	upMQTT  = "mqtt"
+	upKafka = "kafka"
+)
+
+var upstreams = []string{upMQTT, upKafka}
 
 // epoch is one queue file's life: seqs lo+1..hi.
 type epoch struct {
@@ -67,13 +88,13 @@ type auditor struct {
 	mu      sync.Mutex
 	acked   map[msgID]bool
 	sent    int
-	refused int // negative acknowledgements (MQTT 5 0x97)
-	arr     []arrival
+	refused int                  // negative acknowledgements (MQTT 5 0x97)
+	arr     map[string][]arrival // by upstream
 	bad     []string
 }
 
 func newAuditor(gateway string) *auditor {
-	return &auditor{gateway: gateway, acked: map[msgID]bool{}}
+	return &auditor{gateway: gateway, acked: map[msgID]bool{}, arr: map[string][]arrival{}}
 }
 
 func (a *auditor) published() {
@@ -112,20 +133,46 @@ func (a *auditor) upstream(pk packets.Packet) {
 	defer a.mu.Unlock()
 	switch {
 	case err != nil:
-		a.bad = append(a.bad, fmt.Sprintf("not an envelope (%v): %.200s", err, pk.Payload))
+		a.bad = append(a.bad, fmt.Sprintf("mqtt: not an envelope (%v): %.200s", err, pk.Payload))
 	case e.GatewayID != a.gateway || e.Seq == 0:
-		a.bad = append(a.bad, fmt.Sprintf("gateway %q seq %d: %.200s", e.GatewayID, e.Seq, pk.Payload))
+		a.bad = append(a.bad, fmt.Sprintf("mqtt: gateway %q seq %d: %.200s", e.GatewayID, e.Seq, pk.Payload))
 	case e.Topic != sensorTopic(e.Payload.S) || pk.TopicName != "site/"+a.gateway+"/"+e.Topic:
-		a.bad = append(a.bad, fmt.Sprintf("topic %s (local %s) for sensor %d", pk.TopicName, e.Topic, e.Payload.S))
+		a.bad = append(a.bad, fmt.Sprintf("mqtt: topic %s (local %s) for sensor %d", pk.TopicName, e.Topic, e.Payload.S))
 	default:
-		a.arr = append(a.arr, arrival{e.Seq, msgID{e.Payload.S, e.Payload.N}})
+		a.arr[upMQTT] = append(a.arr[upMQTT], arrival{e.Seq, msgID{e.Payload.S, e.Payload.N}, 0})
+	}
+}
+
+// kafka records one record that arrived in the Kafka cluster.
+func (a *auditor) kafka(r *kgo.Record) {
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	seq, err := strconv.ParseUint(h["seq"], 10, 64)
+	id, ok := parsePayload(r.Value)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case !ok:
+		a.bad = append(a.bad, fmt.Sprintf("kafka %d@%d: not a sensor payload: %.200s", r.Partition, r.Offset, r.Value))
+	case err != nil || seq == 0 || h["gateway_id"] != a.gateway:
+		a.bad = append(a.bad, fmt.Sprintf("kafka %d@%d: headers %v", r.Partition, r.Offset, h))
+	case h["mqtt_topic"] != sensorTopic(id.sensor) || string(r.Key) != fmt.Sprintf("%s/s%d", a.gateway, id.sensor):
+		a.bad = append(a.bad, fmt.Sprintf("kafka %d@%d: topic %s key %s for sensor %d", r.Partition, r.Offset, h["mqtt_topic"], r.Key, id.sensor))
+	default:
+		a.arr[upKafka] = append(a.arr[upKafka], arrival{seq, id, r.Partition})
 	}
 }
 
 func (a *auditor) arrivals() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.arr)
+	n := 0
+	for _, arr := range a.arr {
+		n += len(arr)
+	}
+	return n
 }
 
 func sensorTopic(s uint32) string { return fmt.Sprintf("sensors/s%d/telemetry", s) }
@@ -139,8 +186,9 @@ func parsePayload(p []byte) (msgID, bool) {
 	return msgID{c.S, c.N}, true
 }
 
-// auditReport is what the auditor found.
+// auditReport is what the auditor found at one upstream.
 type auditReport struct {
+	upstream              string
 	sent, acked, refused  int
 	delivered             int // acknowledged messages that arrived upstream
 	deliveredUnacked      int // arrived, but the sensor never saw the ack (kill, cut)
@@ -156,32 +204,55 @@ type auditReport struct {
 	drops                 map[string]uint64
 	failures              []string
 	orderErrs, sensorErrs int
+
+	seqOf map[msgID]uint64 // the seq each delivered message arrived with
 }
 
 func (r *auditReport) fail(format string, args ...any) {
 	if len(r.failures) < 20 {
-		r.failures = append(r.failures, fmt.Sprintf(format, args...))
+		r.failures = append(r.failures, r.upstream+": "+fmt.Sprintf(format, args...))
 	}
 }
 
-// audit checks the run; epochs are in order and cover every seq used.
-func (a *auditor) audit(epochs []epoch) *auditReport {
+// audit checks the run at each upstream; epochs are in order and cover
+// every seq used. The last report is the test's own (not an upstream's):
+// the checks across upstreams, and failures of the run itself.
+func (a *auditor) audit(epochs []epoch) []*auditReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := &auditReport{sent: a.sent, acked: len(a.acked), refused: a.refused, arrivals: len(a.arr), drops: map[string]uint64{}}
-	for _, b := range a.bad {
-		r.fail("bad upstream message: %s", b)
+	var rs []*auditReport
+	for _, up := range upstreams {
+		rs = append(rs, a.auditOne(up, a.arr[up], epochs))
 	}
+	x := &auditReport{upstream: "run"}
+	for _, b := range a.bad {
+		x.fail("bad upstream message: %s", b)
+	}
+	// One message, one seq, wherever it arrives.
+	n := 0
+	for id, s := range rs[0].seqOf {
+		if s2, ok := rs[1].seqOf[id]; ok && s2 != s {
+			if n++; n <= 5 {
+				x.fail("%v arrived with seq %d at %s and seq %d at %s", id, s, rs[0].upstream, s2, rs[1].upstream)
+			}
+		}
+	}
+	return append(rs, x)
+}
+
+// auditOne checks the arrivals at one upstream.
+func (a *auditor) auditOne(name string, arr []arrival, epochs []epoch) *auditReport {
+	r := &auditReport{upstream: name, sent: a.sent, acked: len(a.acked), refused: a.refused, arrivals: len(arr), drops: map[string]uint64{}}
 
 	// Arrival order: a seq seen for the first time is above every seq seen
-	// before (order per route, across restarts); resends repeat the same
-	// message under the same seq; a sensor's messages take seqs in the
-	// order it sent them.
+	// before in its partition (order per route, across restarts); resends
+	// repeat the same message under the same seq; a sensor's messages take
+	// seqs in the order it sent them.
 	first := map[uint64]msgID{}
 	seqOf := map[msgID]uint64{}
 	lastN := map[uint32]uint32{}
-	var maxFirst uint64
-	for i, ar := range a.arr {
+	maxFirst := map[int32]uint64{}
+	for i, ar := range arr {
 		if id, ok := first[ar.seq]; ok {
 			r.duplicates++
 			if id != ar.id {
@@ -189,12 +260,12 @@ func (a *auditor) audit(epochs []epoch) *auditReport {
 			}
 			continue
 		}
-		if ar.seq < maxFirst {
+		if ar.seq < maxFirst[ar.part] {
 			if r.orderErrs++; r.orderErrs <= 5 {
-				r.fail("arrival %d: seq %d arrived for the first time after seq %d", i, ar.seq, maxFirst)
+				r.fail("arrival %d (partition %d): seq %d arrived for the first time after seq %d", i, ar.part, ar.seq, maxFirst[ar.part])
 			}
 		}
-		first[ar.seq], maxFirst = ar.id, max(maxFirst, ar.seq)
+		first[ar.seq], maxFirst[ar.part] = ar.id, max(maxFirst[ar.part], ar.seq)
 		if _, ok := seqOf[ar.id]; ok {
 			r.storedTwice++
 			continue
@@ -207,6 +278,7 @@ func (a *auditor) audit(epochs []epoch) *auditReport {
 		}
 		lastN[ar.id.sensor] = max(lastN[ar.id.sensor], ar.id.n)
 	}
+	r.seqOf = seqOf
 
 	// Sequence space, per epoch.
 	corruptIDs := map[msgID]bool{}

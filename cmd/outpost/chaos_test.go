@@ -24,14 +24,16 @@ import (
 )
 
 // TestChaos is the field chaos test (make chaos; issue 8): the real binary,
-// its data on a 4 MiB tmpfs, an upstream mochi behind a proxy, six sensors
-// (MQTT 3.1.1 and 5, QoS 1 and 2) at a steady rate, and for CHAOS_DURATION
-// (default 10m) random faults from CHAOS_SEED: link blackholed, refused or
-// reset, SIGKILL and restart, outages long enough for the disk to fill
-// (when_full: drop_oldest acts), SIGHUP, and once a queue file corrupted
-// between a kill and a restart. Then the uplink returns for good, the queue
-// drains, and the auditor (chaos_audit_test.go) accounts for every
-// acknowledged message. It runs only when CHAOS_DURATION is set.
+// its data on a 4 MiB tmpfs, two bridges forwarding every sensor message,
+// one to an upstream mochi and one to a kfake Kafka cluster, each behind a
+// proxy of its own, six sensors (MQTT 3.1.1 and 5, QoS 1 and 2) at a steady
+// rate, and for CHAOS_DURATION (default 10m) random faults from CHAOS_SEED:
+// a link (one or both) blackholed, refused or reset, SIGKILL and restart,
+// outages long enough for the disk to fill (when_full: drop_oldest acts),
+// SIGHUP, and once a queue file corrupted between a kill and a restart.
+// Then the uplinks return for good, the queue drains, and the auditor
+// (chaos_audit_test.go) accounts for every acknowledged message at each
+// upstream. It runs only when CHAOS_DURATION is set.
 func TestChaos(t *testing.T) {
 	durS := os.Getenv("CHAOS_DURATION")
 	if durS == "" {
@@ -65,8 +67,9 @@ func TestChaos(t *testing.T) {
 	a := newAuditor(gateway)
 	upAddr := startMochiUpstream(t, a.upstream)
 	proxy := bridgetest.NewProxy(t, upAddr)
+	kproxy := startKafkaUpstream(t, a.kafka)
 	c := &chaos{
-		t: t, rng: rand.New(rand.NewPCG(seed, 0x0ca05)), proxy: proxy, a: a,
+		t: t, rng: rand.New(rand.NewPCG(seed, 0x0ca05)), links: []*bridgetest.Proxy{proxy, kproxy}, a: a,
 		dir: dir, queuePath: filepath.Join(disk, "data", "queue.db"),
 		mqttAddr: freeAddr(t), httpAddr: freeAddr(t),
 	}
@@ -85,8 +88,14 @@ bridges:
       - {from: "sensors/#", to: "site/{gateway_id}/{topic}", qos: 1}
     batch: {max_messages: 200, max_delay: 20ms}
     reconnect: {min: 50ms, max: 500ms}
+  - name: lake
+    kafka: {brokers: ["%s"]}
+    forward:
+      - {from: "sensors/#", topic: "%s", key: "{gateway_id}/{2}"}
+    batch: {max_messages: 200, max_delay: 20ms}
+    reconnect: {min: 50ms, max: 500ms}
 http: {address: "%s"}
-`, gateway, filepath.Join(disk, "data"), c.mqttAddr, proxy.Addr(), c.httpAddr)
+`, gateway, filepath.Join(disk, "data"), c.mqttAddr, proxy.Addr(), kproxy.Addr(), chaosKafkaTopic, c.httpAddr)
 	if err := os.WriteFile(c.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +111,11 @@ http: {address: "%s"}
 
 	c.loop(start.Add(dur))
 
-	// The uplink returns for good; the sensors stop; the queue drains.
-	proxy.Blackhole.Store(false)
-	proxy.SetDown(false)
+	// The uplinks return for good; the sensors stop; the queue drains.
+	for _, l := range c.links {
+		l.Blackhole.Store(false)
+		l.SetDown(false)
+	}
 	c.checkAlive()
 	close(stop)
 	waitGroup(t, &sensors, 60*time.Second, "sensors to stop")
@@ -136,7 +147,8 @@ http: {address: "%s"}
 		}
 	}
 
-	r := a.audit(c.epochs)
+	rs := a.audit(c.epochs)
+	r := rs[len(rs)-1] // the run's own checks
 	maxRSS := c.maxRSS.Load()
 	const rssBudgetMiB = 64
 	if float64(maxRSS)/1024 > rssBudgetMiB {
@@ -148,22 +160,45 @@ http: {address: "%s"}
 	if c.corrupted == 0 {
 		r.fail("the corrupt-queue scenario did not run")
 	}
-	if r.acked < 1000 {
-		r.fail("only %d messages acknowledged: the sensors did not get through", r.acked)
+	if a := rs[0].acked; a < 1000 {
+		r.fail("only %d messages acknowledged: the sensors did not get through", a)
 	}
-	t.Logf("%d published, %d acknowledged, %d refused (0x97), %d arrivals upstream (%d duplicates, %d delivered unacknowledged), %d seqs vanished (%d counted), %d counted as dropped after they had arrived, %d stored twice",
-		r.sent, r.acked, r.refused, r.arrivals, r.duplicates, r.deliveredUnacked, r.vanished, r.counted, r.droppedAfterDelivery, r.storedTwice)
-	t.Logf("faults: %d kills, %d blackholes, %d refusals, %d resets, %d SIGHUPs, %d disk-full episodes, %d corrupted files; max RSS %.1f MiB",
-		c.kills, c.blackholes, c.downs, c.resets, c.hups, c.diskFull, c.corrupted, float64(maxRSS)/1024)
-	summary := fmt.Sprintf("chaos seed=%d %s: %d acked, %d delivered, %d lost, %d duplicates, %d kills, %d link cuts, %d disk-full episodes, drops: %s (%d of them acked), corrupt-expected: %d, max RSS %.1f MiB",
-		seed, dur, r.acked, r.delivered, r.lost, r.duplicates, c.kills, c.blackholes+c.downs+c.resets, c.diskFull, r.dropsString(), r.droppedAcked, r.corruptExpected, float64(maxRSS)/1024)
+	var lost int
+	var delivered, dups, corrupt []string
+	for _, u := range rs[:len(rs)-1] {
+		t.Logf("%s: %d published, %d acknowledged, %d refused (0x97), %d arrivals (%d duplicates, %d delivered unacknowledged), %d seqs vanished (%d counted), %d counted as dropped after they had arrived, %d stored twice, %d acked dropped, %d acked in the corrupted file",
+			u.upstream, u.sent, u.acked, u.refused, u.arrivals, u.duplicates, u.deliveredUnacked, u.vanished, u.counted, u.droppedAfterDelivery, u.storedTwice, u.droppedAcked, u.corruptExpected)
+		lost += u.lost
+		delivered = append(delivered, fmt.Sprintf("%s=%d", u.upstream, u.delivered))
+		dups = append(dups, fmt.Sprintf("%s=%d", u.upstream, u.duplicates))
+		corrupt = append(corrupt, fmt.Sprintf("%s=%d", u.upstream, u.corruptExpected))
+	}
+	t.Logf("faults: %d kills, %d blackholes, %d refusals, %d resets (%d of the cuts on one link only), %d SIGHUPs, %d disk-full episodes, %d corrupted files; max RSS %.1f MiB",
+		c.kills, c.blackholes, c.downs, c.resets, c.oneLink, c.hups, c.diskFull, c.corrupted, float64(maxRSS)/1024)
+	summary := fmt.Sprintf("chaos seed=%d %s: %d acked, delivered %s, %d lost, duplicates %s, %d kills, %d link cuts, %d disk-full episodes, drops: %s (acked: %s), corrupt-expected: %s, max RSS %.1f MiB",
+		seed, dur, rs[0].acked, strings.Join(delivered, " "), lost, strings.Join(dups, " "), c.kills, c.blackholes+c.downs+c.resets, c.diskFull,
+		rs[0].dropsString(), ackedDrops(rs[:len(rs)-1]), strings.Join(corrupt, " "), float64(maxRSS)/1024)
 	fmt.Println(summary)
-	for _, f := range r.failures {
-		t.Error(f)
+	failed := false
+	for _, u := range rs {
+		for _, f := range u.failures {
+			t.Error(f)
+			failed = true
+		}
 	}
-	if len(r.failures) > 0 {
+	if failed {
 		t.Logf("last outpost log lines:\n%s", tail(c.p.logs.String(), 40))
 	}
+}
+
+// ackedDrops says how many acknowledged messages each upstream missed
+// through a counted drop.
+func ackedDrops(rs []*auditReport) string {
+	var parts []string
+	for _, u := range rs {
+		parts = append(parts, fmt.Sprintf("%s=%d", u.upstream, u.droppedAcked))
+	}
+	return strings.Join(parts, " ")
 }
 
 var queueReasons = map[string]bool{storage.ReasonQueueFull: true, storage.ReasonMaxAge: true, storage.ReasonCorrupt: true}
@@ -172,7 +207,7 @@ var queueReasons = map[string]bool{storage.ReasonQueueFull: true, storage.Reason
 type chaos struct {
 	t         *testing.T
 	rng       *rand.Rand
-	proxy     *bridgetest.Proxy
+	links     []*bridgetest.Proxy // the uplinks: to the MQTT upstream, to Kafka
 	a         *auditor
 	dir       string
 	cfg       string
@@ -189,6 +224,7 @@ type chaos struct {
 	epochs []epoch
 
 	kills, blackholes, downs, resets, hups, diskFull, corrupted int
+	oneLink                                                     int // cuts of one link, the other up
 }
 
 func (c *chaos) start(corrupted bool) {
@@ -236,20 +272,32 @@ func (c *chaos) loop(deadline time.Time) {
 		switch x := c.rng.IntN(100); {
 		case x < 22: // blackhole: bytes vanish, connections stay open
 			c.blackholes++
-			c.proxy.Blackhole.Store(true)
+			links := c.pickLinks()
+			for _, l := range links {
+				l.Blackhole.Store(true)
+			}
 			c.sleep(time.Second, 8*time.Second)
 			// A real outage ends with the dead connections reset: TCP does
 			// not resume a stream with bytes missing from its middle.
-			c.proxy.Reset()
-			c.proxy.Blackhole.Store(false)
+			for _, l := range links {
+				l.Reset()
+				l.Blackhole.Store(false)
+			}
 		case x < 36: // link refused: resets, then connection refused
 			c.downs++
-			c.proxy.SetDown(true)
+			links := c.pickLinks()
+			for _, l := range links {
+				l.SetDown(true)
+			}
 			c.sleep(time.Second, 6*time.Second)
-			c.proxy.SetDown(false)
+			for _, l := range links {
+				l.SetDown(false)
+			}
 		case x < 52:
 			c.resets++
-			c.proxy.Reset()
+			for _, l := range c.pickLinks() {
+				l.Reset()
+			}
 		case x < 70:
 			c.kill(time.Duration(c.rng.IntN(500)) * time.Millisecond)
 		case x < 82:
@@ -257,6 +305,32 @@ func (c *chaos) loop(deadline time.Time) {
 			c.p.cmd.Process.Signal(syscall.SIGHUP)
 		default:
 			c.fill(deadline)
+		}
+	}
+}
+
+// pickLinks chooses what a link fault cuts: both uplinks (the gateway's
+// own LTE link), or one (an upstream's outage; the other bridge must go on
+// forwarding).
+func (c *chaos) pickLinks() []*bridgetest.Proxy {
+	if i := c.rng.IntN(len(c.links) + 1); i < len(c.links) {
+		c.oneLink++
+		return c.links[i : i+1]
+	}
+	return c.links
+}
+
+// blackhole cuts every uplink until the returned func is called, which
+// resets the dead connections and lets bytes through again.
+func (c *chaos) blackhole() (restore func()) {
+	c.blackholes++
+	for _, l := range c.links {
+		l.Blackhole.Store(true)
+	}
+	return func() {
+		for _, l := range c.links {
+			l.Reset()
+			l.Blackhole.Store(false)
 		}
 	}
 }
@@ -280,9 +354,8 @@ func (c *chaos) diskFullLines() int {
 // fill cuts the uplink until the disk is full and drop_oldest has acted
 // (or 40s), sometimes kills outpost on the full disk, then restores it.
 func (c *chaos) fill(deadline time.Time) {
-	c.blackholes++
 	before := c.diskFullLines()
-	c.proxy.Blackhole.Store(true)
+	restore := c.blackhole()
 	limit := time.Now().Add(40 * time.Second)
 	for c.diskFullLines() == before && time.Now().Before(limit) {
 		time.Sleep(200 * time.Millisecond)
@@ -298,8 +371,7 @@ func (c *chaos) fill(deadline time.Time) {
 	} else {
 		c.t.Logf("disk did not fill within 40s of outage")
 	}
-	c.proxy.Reset()
-	c.proxy.Blackhole.Store(false)
+	restore()
 }
 
 // corrupt kills outpost, reads the queue file (what it holds is lost with
@@ -309,14 +381,10 @@ func (c *chaos) fill(deadline time.Time) {
 func (c *chaos) corrupt() {
 	c.corrupted++
 	c.kills++
-	c.blackholes++
-	c.proxy.Blackhole.Store(true) // a backlog builds: it is lost with the file
+	restore := c.blackhole() // a backlog builds: it is lost with the file
 	c.sleep(time.Second, 4*time.Second)
 	c.p.kill()
-	defer func() {
-		c.proxy.Reset()
-		c.proxy.Blackhole.Store(false)
-	}()
+	defer restore()
 	q, err := storage.OpenReadOnly(c.queuePath, storage.Options{})
 	if err != nil {
 		c.t.Fatalf("reading the queue file after a kill: %v", err)
