@@ -125,9 +125,9 @@ deb-install-check:
 unit-check:
 	$(GO) test -count=1 -run 'Unit' -v ./build/
 
-# The field chaos test (issue 8): the real binary on a 4 MiB tmpfs under a
-# flapping uplink, kills, a full disk, SIGHUP and a corrupted queue file,
-# with an auditor of every acknowledged message. Prints the seed (a random
+# The field chaos test (issue 8): the real binary on a 4 MiB tmpfs with an
+# MQTT and a Kafka bridge, under flapping uplinks, kills, a full disk, SIGHUP
+# and a corrupted queue file, with an auditor of every acknowledged message. Prints the seed (a random
 # one unless CHAOS_SEED is set) and one summary line; needs root for the
 # tmpfs (it skips otherwise). CI runs CHAOS_DURATION=60s CHAOS_SEED=1.
 # -vet=off: make lint vets; a run is about faults, not style.
