@@ -13,7 +13,9 @@
 //     slots that a slow read overran rather than bunching them up.
 //   - With only_on_change, a reading is published only when a value moved
 //     by more than deadband from the last published one (deadband compares
-//     in the value's unit; gpio levels change by 1).
+//     in the value's unit; gpio levels change by 1). An ads1115 channel
+//     compares its own value only, in the channel's unit, not the
+//     input_voltage published with it.
 //   - gpio_in with an edge publishes its level at start and on every
 //     debounced change.
 //   - gpio_out shows "bridge:<name>" (on while that bridge is connected) or
@@ -37,7 +39,7 @@
 // Every reading is one MQTT message, a JSON object:
 //
 //	{"device":"enclosure","time":"2025-11-25T09:30:00.026Z",
-//	 "values":{"humidity":{"value":41.23,"unit":"%RH"},
+//	 "values":{"humidity":{"value":42.14,"unit":"%RH"},
 //	           "pressure":{"value":1006.53,"unit":"hPa"},
 //	           "temperature":{"value":25.08,"unit":"°C"}}}
 //

@@ -179,7 +179,7 @@ func (s *adcSensor) read(ctx context.Context) ([]sample, error) {
 			vals[ch.Name] = Value{round(scaled, 6), ch.Unit}
 			vals["input_voltage"] = Value{volts, "V"}
 		}
-		out = append(out, sample{topic: ch.topic, time: time.Now(), values: vals})
+		out = append(out, sample{topic: ch.topic, time: time.Now(), values: vals, key: ch.Name})
 	}
 	return out, nil
 }

@@ -263,7 +263,7 @@ func (d *device) publish(ctx context.Context, s sample) {
 			f = &onChange{}
 			d.seen[s.topic] = f
 		}
-		if !f.changed(s.values, d.cfg.Deadband) {
+		if !f.changed(s.compared(), d.cfg.Deadband) {
 			return
 		}
 	}
@@ -279,7 +279,7 @@ func (d *device) publish(ctx context.Context, s sample) {
 		return
 	}
 	if f != nil {
-		f.published(s.values)
+		f.published(s.compared())
 	}
 	d.mu.Lock()
 	d.st.Published++

@@ -389,6 +389,9 @@ devices:
 		}
 		up.Store(true)
 		step()
+		if !uplink.Read() {
+			t.Error("bridge up again, but the uplink LED is off")
+		}
 		stop()
 		if uplink.Read() {
 			t.Error("the uplink LED stayed on after the manager stopped")
@@ -445,6 +448,115 @@ func TestMissingHardware(t *testing.T) {
 		}
 		if st[2].Errors != 0 || st[2].Published != 2 {
 			t.Errorf("the working device: %+v", st[2])
+		}
+	})
+}
+
+// TestWrongChip: a BMP280 on a board configured as bme280 (chip id 0x58,
+// not 0x60) is a failing device: nothing is published, each attempt is
+// counted and retried after the backoff, and the error names both chips.
+func TestWrongChip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ops []i2ctest.IO
+		for range 3 { // attempts at 0, 1s and 3s (backoff 1s, then 2s)
+			ops = append(ops, devtest.BMx280Init(0x76, 0x58)...)
+		}
+		bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+		h := &fakeHost{buses: map[string]i2c.Bus{"1": bus}}
+		rec := &devtest.Recorder{}
+		m, stop := start(t, devices.Options{Host: h.host(), Publisher: rec, Devices: parseDevices(t, `devices:
+  - {name: enclosure, driver: bme280, i2c: {bus: "1", address: 0x76}, every: 30s, topic: sensors/gateway/enclosure}
+`)})
+		time.Sleep(3500 * time.Millisecond)
+		synctest.Wait()
+		s := m.Stats()[0]
+		if s.State != devices.StateFailing || s.Errors != 3 || s.Published != 0 ||
+			!strings.Contains(s.LastError, "wrong chip: found a BMP280 at 0x76, configured as BME280") {
+			t.Errorf("stats %+v", s)
+		}
+		stop()
+		if n := len(rec.Messages()); n != 0 {
+			t.Errorf("%d readings published from the wrong chip", n)
+		}
+		if err := bus.Close(); err != nil { // exactly three attempts
+			t.Error(err)
+		}
+	})
+}
+
+// TestPollOverrun: the schedule is deadline-based: a read that takes longer
+// than every (a BME280's 26ms measurement, every 20ms) skips the slot it
+// overran, so reads start at 0, 40ms and 80ms instead of bunching up.
+func TestPollOverrun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ops := devtest.BMx280Init(0x76, 0x60)
+		for range 3 {
+			ops = append(ops, devtest.BMx280Sense(0x76, true)...)
+		}
+		bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+		h := &fakeHost{buses: map[string]i2c.Bus{"1": bus}}
+		rec := &devtest.Recorder{}
+		_, stop := start(t, devices.Options{Host: h.host(), Publisher: rec, Devices: parseDevices(t, `devices:
+  - {name: enclosure, driver: bme280, i2c: {bus: "1", address: 0x76}, every: 20ms, topic: sensors/gateway/enclosure}
+`)})
+		t0 := time.Now()
+		time.Sleep(110 * time.Millisecond) // the next read would start at 120ms
+		stop()
+		var got []time.Duration
+		for _, msg := range rec.Messages() {
+			got = append(got, msg.At.Sub(t0))
+		}
+		want := []time.Duration{26 * time.Millisecond, 66 * time.Millisecond, 106 * time.Millisecond}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("readings at %v, want %v", got, want)
+		}
+		if err := bus.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestDeadbandInChannelUnit: an ads1115 channel's deadband is in the
+// channel's unit: its input_voltage moving by more than deadband volts
+// while the scaled value moves less than deadband publishes nothing.
+func TestDeadbandInChannelUnit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const cfg = 0xC183 // OS, AIN0, ±6.144 V, single-shot, 128 SPS, comparator off
+		raws := []int16{
+			16000, // 3.0000 V = 0.5 m: first reading, published
+			16600, // 3.1125 V = 0.528125 m: 0.11 V but 0.028 m from the last, held
+			18200, // 3.4125 V = 0.603125 m: 0.103 m from 0.5, published
+		}
+		var ops []i2ctest.IO
+		for _, r := range raws {
+			ops = append(ops, devtest.ADS1115Read(0x48, cfg, 0, r)...)
+		}
+		bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+		h := &fakeHost{buses: map[string]i2c.Bus{"1": bus}}
+		rec := &devtest.Recorder{}
+		_, stop := start(t, devices.Options{Host: h.host(), Publisher: rec, Devices: parseDevices(t, `devices:
+  - name: tank-adc
+    driver: ads1115
+    i2c: {bus: "1", address: 0x48}
+    every: 10s
+    topic: sensors/gateway/tank
+    only_on_change: true
+    deadband: 0.1
+    channels:
+      - {channel: 0, name: level, scale: {in: [1, 5], out: [0, 1]}, unit: m}
+`)})
+		time.Sleep(25 * time.Second)
+		stop()
+		var got []string
+		for _, msg := range rec.Messages() {
+			r := decode(t, msg.Payload)
+			got = append(got, fmt.Sprintf("%g %s", r.Values["level"].Value, r.Values["level"].Unit))
+		}
+		if want := []string{"0.5 m", "0.603125 m"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("published %q, want %q", got, want)
+		}
+		if err := bus.Close(); err != nil {
+			t.Error(err)
 		}
 	})
 }

@@ -27,6 +27,18 @@ type sample struct {
 	topic  string
 	time   time.Time
 	values map[string]Value
+	// key, when set, is the one value that only_on_change compares: an
+	// ads1115 channel's scaled value, and not the input_voltage it was
+	// computed from, whose deadband would be in another unit.
+	key string
+}
+
+// compared returns the values that only_on_change compares.
+func (s sample) compared() map[string]Value {
+	if s.key == "" {
+		return s.values
+	}
+	return map[string]Value{s.key: s.values[s.key]}
 }
 
 func (s sample) payload(device string) []byte {

@@ -56,6 +56,9 @@ func TestRun(t *testing.T) {
 		mode.Store(int64(gpioout.On))
 		time.Sleep(100 * time.Millisecond)
 		synctest.Wait()
+		if p.Read() != gpio.High {
+			t.Fatal("On again: pin is low")
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
