@@ -6,7 +6,9 @@
 # its queue back offline. qemu emulates the oldest CPU each build is for:
 # the armv6 binary runs on an ARM1176 (Pi Zero, Pi 1), where an armv7
 # instruction is an illegal instruction, so this also proves GOARM=6 clean.
-# Without qemu a binary is skipped with a one-line reason.
+# Without qemu a binary is skipped with a one-line reason, unless
+# OUTPOST_QEMU_REQUIRED=1 (CI sets it): then a missing qemu is a failure,
+# so that the check cannot pass without having run anything.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,11 @@ for t in armv6:qemu-arm-static:arm1176 armv7:qemu-arm-static:cortex-a7 arm64:qem
 	qemu=${rest%%:*}
 	cpu=${rest#*:}
 	if ! command -v "$qemu" >/dev/null; then
+		if [ "${OUTPOST_QEMU_REQUIRED:-}" = 1 ]; then
+			echo "FAIL $bin: $qemu not installed (Debian package qemu-user-static) and OUTPOST_QEMU_REQUIRED=1"
+			status=1
+			continue
+		fi
 		echo "SKIP $bin: $qemu not installed (Debian package qemu-user-static)"
 		continue
 	fi

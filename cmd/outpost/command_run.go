@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -146,8 +147,10 @@ func reload(path string, log *slog.Logger, level *slog.LevelVar) *configs.Config
 	if err != nil {
 		var l configs.ErrorList
 		if errors.As(err, &l) {
-			for _, e := range l {
-				log.Error("reload refused, keeping the running config", "problem", e.Error())
+			// One line per problem, each with its own message: the log
+			// lets through only 5 alike lines per 10s (newLogger).
+			for i, e := range l {
+				log.Error(fmt.Sprintf("reload refused, keeping the running config (problem %d of %d)", i+1, len(l)), "problem", e.Error())
 			}
 		} else {
 			log.Error("reload refused, keeping the running config", "error", err)

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -220,14 +222,76 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// TestSIGHUPReload: SIGHUP with a bad edit to the real binary's config is
+// refused, every problem logged as file:line: message, and the running
+// config keeps serving (a publish after it is acknowledged and queued); a
+// good edit is applied, and what cannot change while running is named.
 func TestSIGHUPReload(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "")
 	p := startOutpost(t, cfg)
-	// A bad edit is refused and the running config is kept.
-	os.WriteFile(cfg, []byte("colour: blue\n"), 0o600)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.addr).SetClientID("pub").SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	publish := func(c paho.Client, topic string) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, false, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v\n%s", topic, tok.Error(), p.logs)
+		}
+	}
+	publish(c, "sensors/before")
+
+	// Seven problems, more than the log's burst of five alike lines; and
+	// anonymous: false, which would refuse these clients if any of it
+	// were applied.
+	bad := fmt.Sprintf(`gateway_id: test-gw
+data_dir: %s
+log: {level: debug}
+listeners:
+  - {name: sensors, type: udp, address: "127.0.0.1:0"}
+auth: {anonymous: false}
+queue:
+  max_size: lots
+  when_full: panic
+  sync: sometimes
+  max_age: forever
+colour: blue
+`, filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, p, "reload refused")
+	problemRE := regexp.MustCompile(`(?m)^.*level=ERROR msg="reload refused.* problem="[^"]*outpost\.yaml:(\d+): .*$`)
+	wantLines := []string{"5", "6", "8", "9", "10", "11", "12"}
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		lines = lines[:0]
+		for _, m := range problemRE.FindAllStringSubmatch(p.logs.String(), -1) {
+			lines = append(lines, m[1])
+		}
+		if len(lines) >= len(wantLines) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !slices.Equal(lines, wantLines) {
+		t.Fatalf("reload refused with problems on lines %v, want %v:\n%s", lines, wantLines, p.logs)
+	}
+	// The running config serves as before: the connected client's publish
+	// is acknowledged, and a new anonymous client connects and publishes.
+	publish(c, "sensors/after-bad")
+	c2 := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.addr).SetClientID("pub2").SetAutoReconnect(false))
+	if tok := c2.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connecting after the refused reload: %v", tok.Error())
+	}
+	publish(c2, "sensors/new-client")
+	c2.Disconnect(0)
+	if strings.Contains(p.logs.String(), "config reloaded") {
+		t.Fatalf("the bad config was applied:\n%s", p.logs)
+	}
+
 	// A good edit with a new log level is applied.
 	writeConfig(t, dir, "")
 	b, _ := os.ReadFile(cfg)
@@ -237,8 +301,14 @@ func TestSIGHUPReload(t *testing.T) {
 	waitLog(t, p, "config reloaded")
 	// What cannot change while running is named, and keeps running as it was.
 	waitLog(t, p, "applied=log.level restart_needed=queue")
+	c.Disconnect(100)
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("exit: %v", err)
+	}
+	// Everything acknowledged around the refused reload was queued.
+	code, stdout, stderr := runMain(t, "", "queue", "-c", cfg, "stats")
+	if code != 0 || !strings.Contains(stdout, "messages:  3\n") {
+		t.Fatalf("queue stats: exit %d, want 3 messages:\n%s%s", code, stdout, stderr)
 	}
 }
 

@@ -4,18 +4,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2ctest"
 
 	"github.com/outpost-edge/outpost/bridge"
+	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/broker"
 	"github.com/outpost-edge/outpost/configs"
 	"github.com/outpost-edge/outpost/devices"
@@ -198,5 +203,81 @@ func waitDevice(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestDeviceErrorsMetrics runs outpost in this process with a bme280 whose
+// chip id is wrong, beside a working gpio_in, and scrapes /metrics: the
+// failing device's outpost_device_errors_total rises with each attempt to
+// open it and its outpost_device_up is 0, while the door is up with no
+// errors; the status page shows why.
+func TestDeviceErrorsMetrics(t *testing.T) {
+	var inits atomic.Int32
+	door := &gpiotest.Pin{N: "GPIO17", EdgesChan: make(chan gpio.Level)}
+	fakeDeviceHost(t, &inits, map[string]gpio.PinIO{"GPIO17": door})
+	// Each attempt to open it reads register 0xD0 (id): 0x00, which no
+	// Bosch chip has. The test ends long before the tenth attempt.
+	bus := &i2ctest.Playback{Ops: slices.Repeat([]i2ctest.IO{{Addr: 0x76, W: []byte{0xD0}, R: []byte{0x00}}}, 10), DontPanic: true}
+	deviceHost.OpenI2C = func(name string) (i2c.BusCloser, error) {
+		if name != "1" {
+			return nil, fmt.Errorf("no I²C bus %q in this test", name)
+		}
+		return bus, nil
+	}
+	dir := t.TempDir()
+	path := writeWebConfig(t, dir, freeAddr(t))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, `devices:
+  - {name: enclosure, driver: bme280, i2c: {bus: "1", address: 0x76}, every: 1s, topic: sensors/gateway/enclosure}
+  - {name: door, driver: gpio_in, pin: GPIO17, pull: up, topic: sensors/gateway/door}
+`...)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bridgetest.Buffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func() *configs.Config { <-ctx.Done(); return nil })
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v\n%s", err, logs)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("run did not return after cancel:\n%s", logs)
+		}
+	}()
+	_, httpAddr := waitAddrs(t, logs)
+
+	// Two errors: the failed open, and the failed retry after the backoff.
+	fams := waitMetrics(t, httpAddr, 15*time.Second, "two errors of device enclosure and door up", func(f map[string]*dto.MetricFamily) bool {
+		errs, _ := metric(f, "outpost_device_errors_total", "device", "enclosure")
+		up, _ := metric(f, "outpost_device_up", "device", "door")
+		return errs >= 2 && up == 1
+	})
+	want(t, fams, 0, "outpost_device_up", "device", "enclosure")
+	want(t, fams, 0, "outpost_device_last_reading_timestamp_seconds", "device", "enclosure")
+	want(t, fams, 0, "outpost_device_errors_total", "device", "door")
+	want(t, fams, 1, "outpost_device_info", "device", "enclosure", "driver", "bme280")
+	if f := fams["outpost_device_errors_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER {
+		t.Errorf("outpost_device_errors_total is not a counter: %v", f)
+	}
+	code, page := httpGet(t, "http://"+httpAddr+"/")
+	if code != 200 || !strings.Contains(page, `data-device="enclosure" data-state="error"`) || !strings.Contains(page, "unexpected chip id 0") {
+		t.Errorf("status page (%d) lacks the failing device and its error:\n%s", code, page)
+	}
+	if !strings.Contains(logs.String(), "device failing; retrying") {
+		t.Errorf("the failure is not logged:\n%s", logs)
 	}
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	pngpkg "image/png"
 	"io"
@@ -366,51 +369,196 @@ func chromium() string {
 	return ""
 }
 
-// browse loads url in headless chromium at a phone's size (412×915 CSS
-// pixels), writes a screenshot to png and returns the DOM after load.
-func browse(t *testing.T, bin, url, png string) string {
+// browser is headless chromium with JavaScript off, driven over the
+// DevTools protocol on a pipe (--remote-debugging-pipe: commands on its fd
+// 3, replies and events on fd 4, each a JSON object ended by a NUL byte).
+// With scriptEnabled=false, its --dump-dom and --screenshot shortcuts give
+// nothing (seen with chromium 156: no output, no file, exit 0), while the
+// protocol's DOM.getOuterHTML and Page.captureScreenshot work.
+type browser struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	stderr  *bridgetest.Buffer
+	in      *os.File // to chromium
+	outFile *os.File // from chromium, for read deadlines
+	out     *bufio.Reader
+	id      int
+	session string
+	loaded  bool // Page.loadEventFired seen since the last navigate
+}
+
+// startBrowser starts chromium with one page of a phone's size (412×915
+// CSS pixels); t.Cleanup closes it.
+func startBrowser(t *testing.T, bin string) *browser {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	chrome := func(args ...string) []byte {
-		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-			"--no-first-run", "--hide-scrollbars", "--window-size=412,915", "--user-data-dir=" + t.TempDir()}, args...)
-		cmd := exec.CommandContext(ctx, bin, append(args, url)...)
-		cmd.SysProcAttr = dieWithTest()
-		cmd.WaitDelay = 5 * time.Second
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", bin, args, err, stderr.String())
+	toR, toW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromR, fromW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, stderr: &bridgetest.Buffer{}, in: toW, outFile: fromR, out: bufio.NewReader(fromR)}
+	b.cmd = exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--hide-scrollbars", "--user-data-dir="+t.TempDir(),
+		"--blink-settings=scriptEnabled=false", "--remote-debugging-pipe")
+	b.cmd.ExtraFiles = []*os.File{toR, fromW} // fd 3, fd 4
+	b.cmd.SysProcAttr = dieWithTest()
+	b.cmd.Stderr = b.stderr
+	b.cmd.WaitDelay = 5 * time.Second
+	err = b.cmd.Start()
+	toR.Close()
+	fromW.Close()
+	if err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		b.send("", "Browser.close", nil)
+		done := make(chan struct{})
+		go func() { b.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			b.cmd.Process.Kill()
+			<-done
 		}
-		return out
+		toW.Close()
+		fromR.Close()
+	})
+	var target struct{ TargetID string }
+	b.call("Target.createTarget", map[string]any{"url": "about:blank"}, &target)
+	var attached struct{ SessionID string }
+	b.call("Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached)
+	b.session = attached.SessionID // the page's: the commands below go to it
+	b.call("Page.enable", nil, nil)
+	b.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": true}, nil)
+	return b
+}
+
+func (b *browser) send(session, method string, params any) (int, error) {
+	b.id++
+	m := map[string]any{"id": b.id, "method": method}
+	if params != nil {
+		m["params"] = params
 	}
-	chrome("--screenshot=" + png)
-	f, err := os.Open(png)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
+	if session != "" {
+		m["sessionId"] = session
 	}
-	defer f.Close()
-	pc, err := pngpkg.DecodeConfig(f)
+	msg, err := json.Marshal(m)
 	if err != nil {
-		t.Fatalf("screenshot %s is not a PNG: %v", png, err)
+		return 0, err
+	}
+	_, err = b.in.Write(append(msg, 0))
+	return b.id, err
+}
+
+// next reads the next reply or event, noting a page load; it fails the
+// test after 30s of silence.
+func (b *browser) next() (id int, result json.RawMessage, errMsg string) {
+	b.t.Helper()
+	b.outFile.SetReadDeadline(time.Now().Add(30 * time.Second))
+	raw, err := b.out.ReadBytes(0)
+	if err != nil {
+		b.t.Fatalf("reading from chromium: %v\n%s", err, b.stderr)
+	}
+	var m struct {
+		ID     int             `json:"id"`
+		Method string          `json:"method"`
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(raw[:len(raw)-1], &m); err != nil {
+		b.t.Fatalf("chromium sent %q: %v", raw, err)
+	}
+	if m.Method == "Page.loadEventFired" {
+		b.loaded = true
+	}
+	if m.Error != nil {
+		errMsg = m.Error.Message
+	}
+	return m.ID, m.Result, errMsg
+}
+
+// call sends a command (to the page once there is one) and decodes its
+// result into result, unless nil.
+func (b *browser) call(method string, params, result any) {
+	b.t.Helper()
+	id, err := b.send(b.session, method, params)
+	if err != nil {
+		b.t.Fatalf("%s: %v\n%s", method, err, b.stderr)
+	}
+	for {
+		got, res, errMsg := b.next()
+		if got != id {
+			continue // an event, or the reply to a command sent before
+		}
+		if errMsg != "" {
+			b.t.Fatalf("%s: %s", method, errMsg)
+		}
+		if result != nil {
+			if err := json.Unmarshal(res, result); err != nil {
+				b.t.Fatalf("%s: %v", method, err)
+			}
+		}
+		return
+	}
+}
+
+// load navigates to url, waits for the load event and returns the DOM.
+func (b *browser) load(url string) string {
+	b.t.Helper()
+	b.loaded = false
+	b.call("Page.navigate", map[string]any{"url": url}, nil)
+	for !b.loaded {
+		b.next()
+	}
+	var doc struct{ Root struct{ NodeID int } }
+	b.call("DOM.getDocument", nil, &doc)
+	var html struct{ OuterHTML string }
+	b.call("DOM.getOuterHTML", map[string]any{"nodeId": doc.Root.NodeID}, &html)
+	return html.OuterHTML
+}
+
+// checkNoScript fails the test unless the browser really runs no script:
+// a page whose script would rewrite a paragraph must keep its text.
+func (b *browser) checkNoScript() {
+	b.t.Helper()
+	page := `<p id="p">static</p><script>document.getElementById("p").textContent = "scripted"</script>`
+	dom := b.load("data:text/html;base64," + base64.StdEncoding.EncodeToString([]byte(page)))
+	if !strings.Contains(dom, `<p id="p">static</p>`) {
+		b.t.Fatalf("JavaScript runs in the browser meant to show the page needs none:\n%s", dom)
+	}
+}
+
+// browse loads url and returns the DOM after load. The page's screenshot
+// must be phone-sized; with OUTPOST_TEST_SCREENSHOTS set to a directory, it
+// is saved there as name, to look at.
+func (b *browser) browse(url, name string) string {
+	t := b.t
+	t.Helper()
+	dom := b.load(url)
+	var shot struct{ Data []byte } // base64 in the JSON
+	b.call("Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
+	pc, err := pngpkg.DecodeConfig(bytes.NewReader(shot.Data))
+	if err != nil {
+		t.Fatalf("screenshot of %s is not a PNG: %v", url, err)
 	}
 	if pc.Width < 300 || pc.Height < 600 {
 		t.Errorf("screenshot is %dx%d, want a phone-sized page", pc.Width, pc.Height)
 	}
-	if dir := os.Getenv("OUTPOST_TEST_SCREENSHOTS"); dir != "" { // to look at them
-		if b, err := os.ReadFile(png); err == nil {
-			os.WriteFile(filepath.Join(dir, filepath.Base(png)), b, 0o644)
-		}
+	if dir := os.Getenv("OUTPOST_TEST_SCREENSHOTS"); dir != "" {
+		os.WriteFile(filepath.Join(dir, name), shot.Data, 0o644)
 	}
-	return string(chrome("--dump-dom"))
+	return dom
 }
 
 // TestBrowserStatusPage loads the real binary's status page in headless
-// chromium, as a technician's phone would: it shows the gateway id, the
-// backlog and bridge "cloud" down while its upstream is away, then up once
-// the upstream comes and the backlog has drained.
+// chromium with JavaScript off, as a technician's phone would: it shows the
+// gateway id, the backlog and bridge "cloud" down while its upstream is
+// away, then up once the upstream comes and the backlog has drained.
 func TestBrowserStatusPage(t *testing.T) {
 	bin := chromium()
 	if bin == "" {
@@ -428,8 +576,10 @@ func TestBrowserStatusPage(t *testing.T) {
 		}
 	}
 	url := "http://" + httpAddr + "/"
+	br := startBrowser(t, bin)
+	br.checkNoScript()
 
-	dom := browse(t, bin, url, filepath.Join(dir, "status-down.png"))
+	dom := br.browse(url, "status-down.png")
 	for _, want := range []string{
 		`<h1 id="gateway">web-gw-01</h1>`,
 		`data-bridge="cloud" data-state="down"`,
@@ -449,7 +599,7 @@ func TestBrowserStatusPage(t *testing.T) {
 		q, _ := metric(f, "outpost_queue_messages")
 		return u == 1 && q == 0
 	})
-	dom = browse(t, bin, url, filepath.Join(dir, "status-up.png"))
+	dom = br.browse(url, "status-up.png")
 	for _, want := range []string{
 		`<h1 id="gateway">web-gw-01</h1>`,
 		`data-bridge="cloud" data-state="up"`,
