@@ -3,7 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,5 +224,169 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWillNeedsPublishGrant: a will is a publish the client makes by going
+// away, and mochi sends it without an ACL check. A will on a topic the user
+// may not publish to (or on no valid topic name) is refused at CONNECT with
+// 0x87 (MQTT 5) or 0x05 (3.1.1), one CONNACK and a closed connection, and
+// is neither delivered nor retained; an allowed will, on a topic a bridge
+// forwards, is still delivered and retained when the connection drops.
+func TestWillNeedsPublishGrant(t *testing.T) {
+	a := testAuth(t)
+	a.Users = append(a.Users, User{Username: "attacker", PasswordHash: a.Users[0].PasswordHash, Publish: []string{"sensors/attacker/#"}})
+	logs := &bridgetest.Buffer{}
+	e := start(t, storage.Options{}, func(o *Options) {
+		o.Auth = a
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	got := make(chan string, 10)
+	ops := pahoClient(t, e.addr, "ops", func(o *paho.ClientOptions) { o.SetUsername("ops").SetPassword("s3cret") })
+	for _, f := range []string{"commands/#", "sensors/#"} {
+		tok := ops.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + "=" + string(m.Payload()) })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribing %s: %v", f, tok.Error())
+		}
+	}
+
+	// MQTT 3.1.1 through paho.
+	o := paho.NewClientOptions().AddBroker("tcp://"+e.addr).SetClientID("attacker-paho").SetProtocolVersion(4).
+		SetUsername("attacker").SetPassword("s3cret").SetWill("commands/valve", "open", 1, true).
+		SetAutoReconnect(false).SetConnectRetry(false)
+	tok := paho.NewClient(o).Connect()
+	if !tok.WaitTimeout(5 * time.Second) {
+		t.Fatal("paho: no answer to a CONNECT with a denied will")
+	}
+	if code := tok.(*paho.ConnectToken).ReturnCode(); tok.Error() == nil || code != packets.Err3NotAuthorized.Code {
+		t.Fatalf("paho with a will on commands/valve: return code 0x%02x (%v), want 0x05 not authorized", code, tok.Error())
+	}
+
+	// Raw clients, to see every byte of the answer.
+	for _, tc := range []struct {
+		version byte
+		topic   string
+		code    byte
+	}{
+		{4, "commands/valve", packets.Err3NotAuthorized.Code},
+		{5, "commands/valve", packets.ErrNotAuthorized.Code},
+		{5, "sensors/attacker/+", packets.ErrNotAuthorized.Code}, // within the grant, but not a topic name
+	} {
+		conn, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := brokertest.New(conn, tc.version)
+		c.Write(brokertest.ConnectPacket(brokertest.Options{Version: tc.version, ClientID: "attacker", Clean: true,
+			Username: "attacker", Password: "s3cret",
+			Will: brokertest.Will{Topic: tc.topic, Payload: []byte("open"), QoS: 1, Retain: true}}))
+		ack, err := c.Read(5 * time.Second)
+		if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != tc.code {
+			t.Fatalf("MQTT %d will on %s: got packet type %d reason 0x%02x (%v), want CONNACK 0x%02x",
+				tc.version, tc.topic, ack.FixedHeader.Type, ack.ReasonCode, err, tc.code)
+		}
+		if pk, err := c.Read(5 * time.Second); err == nil {
+			t.Fatalf("MQTT %d will on %s: packet type %d (reason 0x%02x) after the refusal", tc.version, tc.topic, pk.FixedHeader.Type, pk.ReasonCode)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("MQTT %d will on %s: connection left open after the refusal", tc.version, tc.topic)
+		}
+		c.Close()
+	}
+	if !strings.Contains(logs.String(), `msg="login refused: will topic not allowed" user=attacker topic=commands/valve remote=127.0.0.1:`) {
+		t.Errorf("no log line for the refused will:\n%s", logs)
+	}
+
+	// Allowed wills, each sent when its connection drops without DISCONNECT.
+	for _, v := range []byte{4, 5} {
+		c, err := brokertest.Dial(e.addr, brokertest.Options{Version: v, ClientID: fmt.Sprint("sensor-", v), Clean: true,
+			Username: "attacker", Password: "s3cret",
+			Will: brokertest.Will{Topic: "sensors/attacker/status", Payload: fmt.Appendf(nil, "offline-%d", v), QoS: 1, Retain: true}})
+		if err != nil {
+			t.Fatalf("MQTT %d client with an allowed will: %v", v, err)
+		}
+		c.Close()
+		select {
+		case m := <-got:
+			if want := fmt.Sprintf("sensors/attacker/status=offline-%d", v); m != want {
+				t.Fatalf("delivered %s, want %s", m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("MQTT %d client's allowed will was not delivered", v)
+		}
+	}
+
+	// Nothing on commands/: neither delivered nor retained.
+	select {
+	case m := <-got:
+		t.Fatalf("delivered %s", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	late := make(chan string, 10)
+	lc := pahoClient(t, e.addr, "late", func(o *paho.ClientOptions) { o.SetUsername("ops").SetPassword("s3cret") })
+	for _, f := range []string{"commands/#", "sensors/#"} {
+		lc.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { late <- m.Topic() + "=" + string(m.Payload()) }).WaitTimeout(5 * time.Second)
+	}
+	var retained []string
+	for deadline := time.After(500 * time.Millisecond); ; {
+		select {
+		case m := <-late:
+			retained = append(retained, m)
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	if want := []string{"sensors/attacker/status=offline-5"}; !slices.Equal(retained, want) {
+		t.Fatalf("retained %q, want %q", retained, want)
+	}
+
+	// The allowed wills are on a routed topic: queued for the bridge, as
+	// any message the sensors sent; the refused ones are not.
+	var queued []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		msgs, err := e.q.Peek(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = queued[:0]
+		for _, m := range msgs {
+			queued = append(queued, fmt.Sprintf("%s=%s qos=%d retain=%v", m.Topic, m.Payload, m.QoS, m.Retain))
+		}
+		if len(queued) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want := []string{"sensors/attacker/status=offline-4 qos=1 retain=true", "sensors/attacker/status=offline-5 qos=1 retain=true"}; !slices.Equal(queued, want) {
+		t.Fatalf("queued %q, want %q", queued, want)
+	}
+}
+
+// TestRefusedLoginLogged: a refused login is logged with the address it
+// came from (the log handler in cmd/outpost rate-limits repeats).
+func TestRefusedLoginLogged(t *testing.T) {
+	logs := &bridgetest.Buffer{}
+	e := start(t, storage.Options{}, func(o *Options) {
+		o.Auth = testAuth(t)
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	for _, tc := range []struct {
+		user, password, msg string
+	}{
+		{"sensor-01", "wrong", `msg="login refused: wrong password" user=sensor-01`},
+		{"nobody", "s3cret", `msg="login refused: unknown user" user=nobody`},
+		{"", "", `msg="login refused: anonymous clients are not allowed"`},
+	} {
+		conn, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.msg + " remote=" + conn.LocalAddr().String() + "\n"
+		_, err = brokertest.Connect(conn, brokertest.Options{ClientID: "c", Username: tc.user, Password: tc.password})
+		if err == nil || !strings.Contains(err.Error(), "0x05") {
+			t.Fatalf("login as %q/%q: %v, want refused with 0x05", tc.user, tc.password, err)
+		}
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log line %q in:\n%s", want, logs)
+		}
 	}
 }

@@ -149,43 +149,34 @@ func New(opts Options) (*Broker, error) {
 }
 
 func (b *Broker) listen(l Listener) error {
-	var ml listeners.Listener
 	switch l.Type {
-	case "", "tcp", "tls":
-		if l.Type == "tls" && l.TLS == nil {
-			return fmt.Errorf("listener %s: tls needs a certificate", l.Name)
+	case "", "tcp", "ws":
+	case "tls", "wss":
+		if l.TLS == nil {
+			return fmt.Errorf("listener %s: %s needs a certificate", l.Name, l.Type)
 		}
-		ln, err := net.Listen("tcp", l.Address)
-		if err != nil {
-			return fmt.Errorf("listener %s: %w", l.Name, err)
-		}
-		b.addr(ln.Addr())
-		// Bound the open connections (a flood of sockets that never send
-		// CONNECT is not counted by mochi's client limit) and the time to
-		// the CONNECT.
-		ln = &limitListener{Listener: ln, max: int64(b.opts.MaxClients) + 64, connectTimeout: b.opts.ConnectTimeout, log: b.log}
-		if l.Type == "tls" {
-			ln = tls.NewListener(ln, l.TLS)
-		}
-		ml = listeners.NewNet(l.Name, ln)
-	case "ws", "wss":
-		if l.Type == "wss" && l.TLS == nil {
-			return fmt.Errorf("listener %s: wss needs a certificate", l.Name)
-		}
-		// mochi binds websocket listeners itself: check the address first
-		// so that a conflict is reported at startup.
-		probe, err := net.Listen("tcp", l.Address)
-		if err != nil {
-			return fmt.Errorf("listener %s: %w", l.Name, err)
-		}
-		addr := probe.Addr()
-		probe.Close()
-		b.addr(addr)
-		ml = listeners.NewWebsocket(listeners.Config{Type: "ws", ID: l.Name, Address: addr.String(), TLSConfig: l.TLS})
 	default:
 		return fmt.Errorf("listener %s: unknown type %q", l.Name, l.Type)
 	}
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	b.addr(ln.Addr())
+	// Bound the open connections (a flood of sockets that never send
+	// CONNECT is not counted by mochi's client limit) and the time to the
+	// CONNECT, on every listener type: websocket ones are served from this
+	// listener too, rather than from a socket mochi binds itself.
+	ln = &limitListener{Listener: ln, max: int64(b.opts.MaxClients) + 64, connectTimeout: b.opts.ConnectTimeout, log: b.log}
+	if l.Type == "tls" || l.Type == "wss" {
+		ln = tls.NewListener(ln, l.TLS)
+	}
+	var ml listeners.Listener = listeners.NewNet(l.Name, ln)
+	if l.Type == "ws" || l.Type == "wss" {
+		ml = newWSListener(l.Name, l.Type, ln, b.opts.ConnectTimeout)
+	}
 	if err := b.srv.AddListener(ml); err != nil {
+		ln.Close()
 		return fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	return nil

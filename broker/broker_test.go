@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/broker/brokertest"
 	"github.com/outpost-edge/outpost/storage"
 )
@@ -66,9 +69,14 @@ func start(t *testing.T, qo storage.Options, edit func(*Options)) *env {
 	return &env{b: b, q: q, cloud: cloud, addr: b.Addrs()[0].String()}
 }
 
+// pahoClient connects a paho client to addr: host:port for tcp, else a URL
+// (ws://, tls://, wss://).
 func pahoClient(t *testing.T, addr, id string, edit func(*paho.ClientOptions)) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
+	if !strings.Contains(addr, "://") {
+		addr = "tcp://" + addr
+	}
+	o := paho.NewClientOptions().AddBroker(addr).SetClientID(id).
 		SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).SetWriteTimeout(5 * time.Second)
 	if edit != nil {
 		edit(o)
@@ -403,5 +411,60 @@ func TestAddressInUse(t *testing.T) {
 	_, err := New(Options{Listeners: []Listener{{Name: "dup", Type: "tcp", Address: e.addr}}, Queue: e.q})
 	if err == nil || !strings.Contains(err.Error(), "dup") {
 		t.Fatalf("New on a used address = %v, want an error naming the listener", err)
+	}
+}
+
+// TestListenerTypes: one broker with a tcp, a tls, a ws and a wss
+// listener. A QoS 1 publish over each is acknowledged, queued and delivered
+// to a subscriber on another listener.
+func TestListenerTypes(t *testing.T) {
+	ca := bridgetest.NewCA(t)
+	serverTLS := ca.ServerTLS(t, false)
+	e := start(t, storage.Options{}, func(o *Options) {
+		o.Listeners = []Listener{
+			{Name: "tcp", Type: "tcp", Address: "127.0.0.1:0"},
+			{Name: "tls", Type: "tls", Address: "127.0.0.1:0", TLS: serverTLS},
+			{Name: "ws", Type: "ws", Address: "127.0.0.1:0"},
+			{Name: "wss", Type: "wss", Address: "127.0.0.1:0", TLS: serverTLS},
+		}
+	})
+	addrs := e.b.Addrs()
+	if len(addrs) != 4 {
+		t.Fatalf("Addrs() = %v, want 4", addrs)
+	}
+	clientTLS := &tls.Config{RootCAs: ca.Pool()}
+	got := make(chan string, 8)
+	sub := pahoClient(t, "wss://"+addrs[3].String(), "sub", func(o *paho.ClientOptions) { o.SetTLSConfig(clientTLS) })
+	if tok := sub.Subscribe("sensors/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	var want []string
+	for i, scheme := range []string{"tcp", "tls", "ws", "wss"} {
+		c := pahoClient(t, scheme+"://"+addrs[i].String(), "pub-"+scheme, func(o *paho.ClientOptions) { o.SetTLSConfig(clientTLS) })
+		topic := "sensors/" + scheme
+		if tok := c.Publish(topic, 1, false, scheme); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("QoS 1 publish over %s: %v", scheme, tok.Error())
+		}
+		want = append(want, topic+"="+scheme)
+	}
+	// Acknowledged, so queued.
+	var have []string
+	for _, m := range queued(t, e) {
+		have = append(have, m.Topic+"="+string(m.Payload))
+	}
+	if !slices.Equal(have, want) {
+		t.Fatalf("queue holds %q, want %q", have, want)
+	}
+	seen := map[string]bool{}
+	for len(seen) < 4 {
+		select {
+		case topic := <-got:
+			seen[topic] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the wss subscriber got %v", seen)
+		}
+	}
+	if s := e.b.Stats(); s.ClientsConnected != 5 {
+		t.Fatalf("%d clients connected, want 5", s.ClientsConnected)
 	}
 }

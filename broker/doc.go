@@ -9,7 +9,8 @@
 // per-client acker writes the acknowledgements, in order, as commits end.
 // So a client with many messages in flight shares each fsync with every
 // other publisher, and durability costs one fsync per commit, not per
-// message.
+// message. A client with MaxInflight messages waiting for their commit is
+// not read from until one is answered.
 //
 // Messages that no bridge route matches take mochi's ordinary path.
 package broker

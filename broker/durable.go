@@ -31,7 +31,21 @@ type durableHook struct {
 func (h *durableHook) ID() string { return "outpost-durable" }
 
 func (h *durableHook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnWillSent
+}
+
+// OnWillSent queues a will that a bridge route matches: mochi publishes a
+// will to local subscribers without OnPublish, and a sensor's "offline"
+// must reach the cloud like any message it sent. Nobody waits for an
+// acknowledgement; the will is in the next commit.
+func (h *durableHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	mask := h.b.routeOf(pk.TopicName)
+	if mask == 0 {
+		return
+	}
+	if _, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, false)); err != nil {
+		h.b.log.Warn("will not queued for the bridges", "client", cl.ID, "topic", pk.TopicName, "error", err)
+	}
 }
 
 // pendingAck is a message whose acknowledgement waits for its commit.
@@ -69,6 +83,9 @@ func (p *pendingAck) result() error {
 type acker struct {
 	cl *mqtt.Client
 	ch chan *pendingAck // pointers: a packet is large, the buffer is MaxInflight long
+	// slots holds a token per QoS 1/2 message queued and not yet answered:
+	// at MaxInflight, OnPublish waits, and so stops the client's reads.
+	slots chan struct{}
 }
 
 // OnPublish runs in the client's read loop, before mochi acknowledges the
@@ -84,8 +101,15 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	early := h.b.opts.AckBeforeSync
-	// Enqueue blocks only while the committer is MaxPending messages behind:
-	// backpressure on this client's reads, which TCP passes on to the sensor.
+	var a *acker
+	if pk.FixedHeader.Qos > 0 {
+		// Backpressure on this client's reads, which TCP passes on to the
+		// sensor: at most MaxInflight of its messages wait for a commit.
+		a = h.ackerFor(cl)
+		a.slots <- struct{}{}
+	}
+	// Enqueue blocks only while the committer is MaxPending messages behind,
+	// all clients together.
 	t, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, early))
 	if err != nil {
 		// The queue is closing: refuse rather than acknowledge.
@@ -94,14 +118,15 @@ func (h *durableHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			return pk, packets.ErrRejectPacket
 		}
 		h.refuse(cl, pk, err)
+		<-a.slots
 		return pk, packets.ErrRejectPacket
 	}
 	if pk.FixedHeader.Qos == 0 {
 		return pk, nil // no ack: mochi delivers it now
 	}
 	// Even an early ack goes through the acker: it writes the acks that
-	// have gathered in one syscall.
-	h.ackerFor(cl).ch <- &pendingAck{pk: pk, ticket: t, early: early}
+	// have gathered in one syscall. The slot taken guarantees room.
+	a.ch <- &pendingAck{pk: pk, ticket: t, early: early}
 	return pk, packets.ErrRejectPacket
 }
 
@@ -114,7 +139,7 @@ func (h *durableHook) ackerFor(cl *mqtt.Client) *acker {
 	if h.ackers == nil {
 		h.ackers = make(map[*mqtt.Client]*acker)
 	}
-	a := &acker{cl: cl, ch: make(chan *pendingAck, h.b.opts.MaxInflight)}
+	a := &acker{cl: cl, ch: make(chan *pendingAck, h.b.opts.MaxInflight), slots: make(chan struct{}, h.b.opts.MaxInflight)}
 	h.ackers[cl] = a
 	h.running.Go(func() { h.runAcker(a) })
 	return a
@@ -168,6 +193,9 @@ func (h *durableHook) runAcker(a *acker) {
 			n++
 		}
 		buf = h.ackAll(a.cl, queue[:n], buf[:0])
+		for range n {
+			<-a.slots // answered: the client may send another
+		}
 		for _, p := range queue[:n] {
 			if p.result() == nil {
 				h.deliver(p.pk)

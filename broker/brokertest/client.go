@@ -22,7 +22,7 @@ type Client struct {
 	r       *bufio.Reader
 }
 
-// Options for Dial.
+// Options for Dial, Connect and ConnectPacket.
 type Options struct {
 	Version            byte // 4 (3.1.1, default) or 5
 	ClientID           string
@@ -30,19 +30,64 @@ type Options struct {
 	Clean              bool
 	// Keepalive in seconds: 0 means 60, a negative value sends 0 (none).
 	Keepalive int
+	// Will, when it has a topic, is sent as the client's last will.
+	Will Will
+}
+
+// Will is a last will message.
+type Will struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
 }
 
 // Dial connects and completes the CONNECT/CONNACK exchange. A refused
 // connection returns the CONNACK's reason code as an error.
 func Dial(addr string, o Options) (*Client, error) {
-	if o.Version == 0 {
-		o.Version = 4
-	}
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{Conn: conn, Version: o.Version, r: bufio.NewReader(conn)}
+	return Connect(conn, o)
+}
+
+// Connect completes the CONNECT/CONNACK exchange on conn, which it closes
+// when that fails. A refused connection returns the CONNACK's reason code
+// as an error.
+func Connect(conn net.Conn, o Options) (*Client, error) {
+	c := New(conn, o.Version)
+	if err := c.Write(ConnectPacket(o)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	ack, err := c.Read(5 * time.Second)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading CONNACK: %w", err)
+	}
+	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		conn.Close()
+		return nil, fmt.Errorf("connection refused: packet type %d, reason 0x%02x", ack.FixedHeader.Type, ack.ReasonCode)
+	}
+	c.Connack = ack
+	return c, nil
+}
+
+// New wraps conn without any exchange, for tests that send the CONNECT
+// themselves (ConnectPacket) and read what follows.
+func New(conn net.Conn, version byte) *Client {
+	if version == 0 {
+		version = 4
+	}
+	return &Client{Conn: conn, Version: version, r: bufio.NewReader(conn)}
+}
+
+// ConnectPacket is the CONNECT that Connect sends for o.
+func ConnectPacket(o Options) packets.Packet {
+	if o.Version == 0 {
+		o.Version = 4
+	}
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: o.Version,
@@ -59,25 +104,15 @@ func Dial(addr string, o Options) (*Client, error) {
 	case o.Keepalive > 0:
 		pk.Connect.Keepalive = uint16(o.Keepalive)
 	}
+	if o.Will.Topic != "" {
+		pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, o.Will.Topic, o.Will.Payload
+		pk.Connect.WillQos, pk.Connect.WillRetain = o.Will.QoS, o.Will.Retain
+	}
 	if o.Username != "" {
 		pk.Connect.UsernameFlag, pk.Connect.Username = true, []byte(o.Username)
 		pk.Connect.PasswordFlag, pk.Connect.Password = true, []byte(o.Password)
 	}
-	if err := c.Write(pk); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	ack, err := c.Read(5 * time.Second)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading CONNACK: %w", err)
-	}
-	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		conn.Close()
-		return nil, fmt.Errorf("connection refused: packet type %d, reason 0x%02x", ack.FixedHeader.Type, ack.ReasonCode)
-	}
-	c.Connack = ack
-	return c, nil
+	return pk
 }
 
 // Publish sends a PUBLISH.
