@@ -1,0 +1,145 @@
+package bridge
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/outpost-edge/outpost/bridge/bridgetest"
+)
+
+// TestKafkaSlowPartitionDoesNotStallOthers: while the broker that leads one
+// partition holds back every produce request it receives, the other
+// partitions go on receiving records: clearly more than 2 × max_messages
+// past the held partition's oldest record (the window counts messages in
+// flight, not the distance from the oldest unacknowledged one). Once the
+// broker answers, every message arrives once, in queue order per key, and
+// the bridge is drained.
+func TestKafkaSlowPartitionDoesNotStallOthers(t *testing.T) {
+	const n, sensors, maxMessages, parts, topic = 2000, 16, 50, 6, "telemetry"
+	// The old window let the other partitions get at most 2 × max_messages
+	// records past the held one's oldest (plus the few before it); now up
+	// to 8 × max_messages may be outstanding.
+	const want = 4 * maxMessages
+	c := bridgetest.NewKafka(t, 3, kfake.SeedTopics(parts, topic))
+
+	// The held partition is the one with the fewest keys (at least one):
+	// most of the traffic goes elsewhere. Its leader leads nothing else.
+	keys := make([]int, parts)
+	tp := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	for k := range sensors {
+		rec := &kgo.Record{Topic: topic, Key: []byte(kafkaGateway + "/s" + strconv.Itoa(k))}
+		keys[tp.Partition(rec, parts)]++
+	}
+	slowP := -1
+	for p, k := range keys {
+		if k > 0 && (slowP < 0 || k < keys[slowP]) {
+			slowP = p
+		}
+	}
+	slow := c.LeaderFor(topic, int32(slowP))
+	var others []int32
+	for p := range int32(parts) {
+		if l := c.LeaderFor(topic, p); l != slow && !slices.Contains(others, l) {
+			others = append(others, l)
+		}
+	}
+	if len(others) == 0 {
+		t.Fatalf("every partition is led by node %d", slow)
+	}
+	for p := range int32(parts) {
+		if p != int32(slowP) && c.LeaderFor(topic, p) == slow {
+			if err := c.MoveTopicPartition(topic, p, others[int(p)%len(others)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("keys per partition %v; partition %d (node %d) is held", keys, slowP, slow)
+
+	release := make(chan struct{})
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	var held atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if c.CurrentNode() != slow {
+			return nil, nil, false
+		}
+		select {
+		case <-release:
+			c.DropControl()
+			return nil, nil, false
+		default:
+		}
+		held.Add(1)
+		c.SleepControl(func() { <-release })
+		return nil, nil, false // then the broker handles it as usual
+	})
+
+	q, qb := kafkaQueue(t)
+	kafkaEnqueue(t, q, 0, n, sensorMsg(sensors))
+	b := runKafka(t, Options{
+		Config: kafkaBridgeConfig(t, c.ListenAddrs(), `  - name: lake
+    kafka: {brokers: %s}
+    forward:
+      - {from: "sensors/#", topic: "telemetry", key: "{gateway_id}/{2}"}
+    batch: {max_messages: 50, max_delay: 5ms}
+    reconnect: {min: 20ms, max: 100ms}
+`),
+		GatewayID: kafkaGateway, Queue: qb,
+	})
+	t.Cleanup(releaseAll) // before the bridge stops: nothing stays asleep
+
+	// counts returns the records written to the held partition and to the
+	// others.
+	counts := func() (slowN, othersN int64) {
+		for _, pi := range c.PartitionInfos(topic) {
+			if pi.Partition == int32(slowP) {
+				slowN += pi.HighWatermark
+			} else {
+				othersN += pi.HighWatermark
+			}
+		}
+		return slowN, othersN
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		slowN, othersN := counts()
+		if slowN != 0 {
+			t.Fatalf("partition %d has %d records while its produce requests are held", slowP, slowN)
+		}
+		if othersN >= want && held.Load() > 0 {
+			t.Logf("%d records on the other partitions while partition %d is held (produce requests held: %d)", othersN, slowP, held.Load())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("while partition %d is held (produce requests held: %d), the other partitions got %d records in 10s; want at least %d (2 × max_messages is %d): the held partition stalls the others; %+v",
+				slowP, held.Load(), othersN, want, 2*maxMessages, b.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := b.Stats(); s.Pending == 0 || s.Forwarded >= n {
+		t.Fatalf("drained while partition %d is held: %+v", slowP, s)
+	}
+
+	releaseAll()
+	kafkaWait(t, 30*time.Second, "the drain", func() bool { s := b.Stats(); return s.Forwarded == n && s.Pending == 0 })
+	if s := b.Stats(); !s.Up || len(s.Dropped) != 0 {
+		t.Fatalf("after the drain: %+v", s)
+	}
+	if slowN, othersN := counts(); slowN+othersN != n || slowN == 0 {
+		t.Fatalf("high watermarks: %d on partition %d, %d on the others; want %d in all", slowN, slowP, othersN, n)
+	}
+	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), topic, n, 30*time.Second)
+	seqs, _ := checkRecords(t, recs, sensors, true, false)
+	if len(seqs) != n || len(recs) != n {
+		t.Fatalf("%d records, %d distinct messages; want %d", len(recs), len(seqs), n)
+	}
+}
