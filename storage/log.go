@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,9 +73,14 @@ func recount(tx *bolt.Tx, st *state) error {
 // deleteKeys deletes after iterating: bbolt cursors skip keys when their
 // bucket changes under them.
 func deleteKeys(tx *bolt.Tx, keys [][]byte) error {
-	b := tx.Bucket(logBucket)
+	// One cursor, positioned afresh for each key (Bucket.Delete would make
+	// a cursor per key); nothing iterates while it deletes.
+	c := tx.Bucket(logBucket).Cursor()
 	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
+		if at, _ := c.Seek(k); !bytes.Equal(at, k) {
+			continue
+		}
+		if err := c.Delete(); err != nil {
 			return err
 		}
 	}
@@ -138,9 +145,10 @@ func (q *Queue) janitor() {
 // Bridge is one bridge's view of the queue: its position and the messages
 // after it that it must forward.
 type Bridge struct {
-	q    *Queue
-	name string
-	bit  int
+	q      *Queue
+	name   string
+	bit    int
+	topics topicCache // for Read
 }
 
 // Bridge returns the handle of a bridge named in Options.Bridges.
@@ -182,6 +190,9 @@ func (b *Bridge) Pending() uint64 {
 // examined: records up to it that are not for this bridge can be skipped
 // with Ack(next) once the returned messages are acknowledged. A damaged
 // record is dropped (counted as corrupt) and skipped.
+//
+// The messages' payloads share one buffer, and a topic read before is
+// shared too: a drain allocates per batch, not per message.
 func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
 	next = after
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
@@ -189,6 +200,8 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(logBucket).Cursor()
 		size := 0
+		var payloads []byte
+		var r codec.View
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
 			scanLimit--
 			seq := binary.BigEndian.Uint64(k)
@@ -204,14 +217,21 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 			if len(msgs) > 0 && size+len(v) > maxBytes {
 				break
 			}
-			var r codec.Record
-			if err := codec.Decode(v, &r); err != nil {
+			if err := codec.Parse(v, &r); err != nil {
 				bad = append(bad, seq)
 				next = seq
 				continue
 			}
+			if msgs == nil {
+				msgs = make([]Message, 0, min(max, 1024))
+				payloads = make([]byte, 0, min(maxBytes, 64<<10))
+			}
 			size += len(v)
-			msgs = append(msgs, message(seq, &r))
+			// A grown buffer leaves the earlier payloads where they are.
+			off := len(payloads)
+			payloads = append(payloads, r.Payload...)
+			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: payloads[off:len(payloads):len(payloads)],
+				QoS: r.QoS, Retain: r.Retain, ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props})
 			next = seq
 		}
 		return nil
@@ -220,6 +240,27 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 		err = b.q.dropCorrupt(bad)
 	}
 	return msgs, next, err
+}
+
+// topicCache hands out one string per topic, for the few topics a gateway's
+// sensors publish to; it forgets them all once it holds too many.
+type topicCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (c *topicCache) intern(b []byte) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[string(b)]; ok {
+		return s
+	}
+	if c.m == nil || len(c.m) >= 4096 {
+		c.m = make(map[string]string)
+	}
+	s := string(b)
+	c.m[s] = s
+	return s
 }
 
 // Ack records that the bridge is done with every message up to seq. Each

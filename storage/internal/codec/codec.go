@@ -139,6 +139,48 @@ func Decode(b []byte, r *Record) error {
 	return nil
 }
 
+// View is a record parsed in place: Topic and Payload point into the
+// encoded bytes and are valid only as long as they are. A reader that
+// copies what it keeps (into one buffer for many records) parses with
+// View; Decode copies each field.
+type View struct {
+	QoS        byte
+	Retain     bool
+	ReceivedAt int64
+	Bridges    uint64
+	Topic      []byte
+	Props      []Property // copied: few records have any
+	Payload    []byte
+}
+
+// Parse parses b, which Verify has accepted, into v without copying.
+func Parse(b []byte, v *View) error {
+	if len(b) < headerLen {
+		return ErrShort
+	}
+	v.QoS = b[1] & 0x03
+	v.Retain = b[1]&0x04 != 0
+	v.ReceivedAt = ReceivedAt(b)
+	v.Bridges = Bridges(b)
+	d := decoder{b: b[headerLen:]}
+	v.Topic = d.bytes()
+	n := d.uvarint()
+	v.Props = nil
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := string(d.bytes())
+		val := string(d.bytes())
+		v.Props = append(v.Props, Property{Key: k, Value: val})
+	}
+	v.Payload = d.bytes()
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return ErrTrailing
+	}
+	return nil
+}
+
 type decoder struct {
 	b   []byte
 	err error

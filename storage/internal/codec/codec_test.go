@@ -99,7 +99,22 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = fixCRC(append([]byte(nil), b...))
 		var r Record
-		if err := Decode(b, &r); err != nil {
+		err := Decode(b, &r)
+		// Parse, in place, accepts what Decode accepts of what Verify
+		// accepts, with the same fields.
+		var v View
+		if Verify(b) != nil {
+			// Parse trusts its caller to have verified.
+		} else if perr := Parse(b, &v); (perr == nil) != (err == nil) {
+			t.Fatalf("Decode: %v, Parse: %v", err, perr)
+		} else if err == nil {
+			pv := Record{QoS: v.QoS, Retain: v.Retain, ReceivedAt: v.ReceivedAt, Bridges: v.Bridges, Topic: string(v.Topic),
+				Props: v.Props, Payload: append([]byte{}, v.Payload...)}
+			if !reflect.DeepEqual(r, pv) {
+				t.Fatalf("Parse differs from Decode:\n%+v\n%+v", pv, r)
+			}
+		}
+		if err != nil {
 			return
 		}
 		// A record that decodes re-encodes to one that decodes the same.
