@@ -212,6 +212,8 @@ auth:
 	}},
 	{"ads1115 without channels", head + "devices: [{name: a, driver: ads1115, i2c: {address: 0x48}, topic: t}]\n",
 		[]string{`bad.yaml:3: devices[0].channels: at least one channel is required`}},
+	{"negative debounce", head + "devices: [{name: d, driver: gpio_in, pin: GPIO17, topic: t, debounce: -5ms}]\n",
+		[]string{`bad.yaml:3: devices[0].debounce: duration -5ms is negative`}},
 	{"device pins, addresses and units", head + `devices:
   - {name: a, driver: bme280, i2c: {bus: "1", address: 0x49}, topic: t}
   - {name: b, driver: ads1115, i2c: {bus: "1", address: 0x48}, topic: t, channels: [{channel: 0, name: p, scale: {in: [1, 5], out: [0, 10]}}, {channel: 1, name: q, unit: mA}, {channel: 2, name: r, scale: {in: [0, 10], out: [0, 1]}, unit: x}]}
