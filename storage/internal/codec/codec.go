@@ -114,29 +114,11 @@ func Decode(b []byte, r *Record) error {
 	if err := Verify(b); err != nil {
 		return err
 	}
-	r.QoS = b[1] & 0x03
-	r.Retain = b[1]&0x04 != 0
-	r.ReceivedAt = ReceivedAt(b)
-	r.Bridges = Bridges(b)
-	d := decoder{b: b[headerLen:]}
-	r.Topic = string(d.bytes())
-	n := d.uvarint()
-	r.Props = nil
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		k := string(d.bytes())
-		v := string(d.bytes())
-		r.Props = append(r.Props, Property{Key: k, Value: v})
-	}
-	p := d.bytes()
-	r.Payload = make([]byte, len(p))
-	copy(r.Payload, p)
-	if d.err != nil {
-		return d.err
-	}
-	if len(d.b) != 0 {
-		return ErrTrailing
-	}
-	return nil
+	var v View
+	err := Parse(b, &v)
+	*r = Record{QoS: v.QoS, Retain: v.Retain, ReceivedAt: v.ReceivedAt, Bridges: v.Bridges, Topic: string(v.Topic),
+		Props: v.Props, Payload: append([]byte{}, v.Payload...)}
+	return err
 }
 
 // View is a record parsed in place: Topic and Payload point into the
