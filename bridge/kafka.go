@@ -272,6 +272,10 @@ func (b *Kafka) clientOptions() ([]kgo.Opt, error) {
 		kgo.ProducerBatchMaxBytes(b.maxBatch),
 		kgo.MaxBufferedRecords(b.window + 1),
 		kgo.ProducerBatchCompression(compression(b.cfg.Compression)),
+		// No KIP-714 client telemetry: it would spend a metered uplink on
+		// franz-go's own metrics, and its lz4 frame takes a 4 MiB buffer
+		// on a gateway (outpost's own metrics are on /metrics).
+		kgo.DisableClientMetrics(),
 	}
 	if b.cfg.TLS != nil {
 		tc, err := clientTLS(b.cfg.TLS)

@@ -209,7 +209,7 @@ func checkRecords(t *testing.T, recs []*kgo.Record, sensors int, keyed, dups boo
 // TestKafkaOutageThenDrain: 100,000 messages queued while the cluster is
 // unreachable are produced, once each, when it comes up: in queue order per
 // key, each key on one partition, every header right. Up follows the
-// cluster.
+// cluster. No client telemetry (KIP-714) is sent.
 func TestKafkaOutageThenDrain(t *testing.T) {
 	const n, sensors = 100_000, 16
 	ports := bridgetest.FreePorts(t, 3)
@@ -233,7 +233,18 @@ func TestKafkaOutageThenDrain(t *testing.T) {
 	}
 
 	c := bridgetest.NewKafka(t, 3, kfake.Ports(ports...), kfake.SeedTopics(6, "telemetry"))
+	var telemetry atomic.Int32 // KIP-714 client metrics: a gateway sends none
+	for _, k := range []kmsg.Key{kmsg.GetTelemetrySubscriptions, kmsg.PushTelemetry} {
+		c.ControlKey(int16(k), func(kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			telemetry.Add(1)
+			return nil, nil, false
+		})
+	}
 	kafkaWait(t, 90*time.Second, "the drain", func() bool { s := b.Stats(); return s.Forwarded == n && s.Pending == 0 })
+	if n := telemetry.Load(); n != 0 {
+		t.Errorf("%d client telemetry requests: the bridge sends franz-go's metrics upstream", n)
+	}
 	if s := b.Stats(); !s.Up || len(s.Dropped) != 0 || s.LastAck.IsZero() {
 		t.Fatalf("after the drain: %+v", s)
 	}
