@@ -191,16 +191,16 @@ func (b *Bridge) Pending() uint64 {
 // with Ack(next) once the returned messages are acknowledged. A damaged
 // record is dropped (counted as corrupt) and skipped.
 //
-// The messages' payloads share one buffer, and a topic read before is
-// shared too: a drain allocates per batch, not per message.
+// The messages' payloads share one buffer of exactly their size, and a
+// topic read before is shared too: a drain allocates per batch, not per
+// message, and a live message read alone costs no more than its bytes.
 func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
 	next = after
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(logBucket).Cursor()
-		size := 0
-		var payloads []byte
+		size, payloads := 0, 0
 		var r codec.View
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
 			scanLimit--
@@ -222,17 +222,18 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 				next = seq
 				continue
 			}
-			if msgs == nil {
-				msgs = make([]Message, 0, min(max, 1024))
-				payloads = make([]byte, 0, min(maxBytes, 64<<10))
-			}
 			size += len(v)
-			// A grown buffer leaves the earlier payloads where they are.
-			off := len(payloads)
-			payloads = append(payloads, r.Payload...)
-			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: payloads[off:len(payloads):len(payloads)],
+			payloads += len(r.Payload)
+			// Payload is bbolt's until it is copied below, in the transaction.
+			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: r.Payload,
 				QoS: r.QoS, Retain: r.Retain, ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props})
 			next = seq
+		}
+		buf := make([]byte, 0, payloads)
+		for i := range msgs {
+			off := len(buf)
+			buf = append(buf, msgs[i].Payload...)
+			msgs[i].Payload = buf[off:len(buf):len(buf)]
 		}
 		return nil
 	})

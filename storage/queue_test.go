@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -265,6 +266,48 @@ func TestReadSkipsAndBounds(t *testing.T) {
 	msgs, _, _ = b.Read(0, 100, 1)
 	if len(msgs) != 1 {
 		t.Fatalf("Read with maxBytes 1 = %d messages, want 1", len(msgs))
+	}
+}
+
+// TestReadKeepsOnlyItsBytes: the payloads Read returns are copies, each
+// exactly as long as its capacity, together no larger than the messages: a
+// live message read alone, and held in a bridge's window until the upstream
+// acknowledges it, holds on to nothing more.
+func TestReadKeepsOnlyItsBytes(t *testing.T) {
+	q, _ := mustOpen(t, Options{Bridges: []string{"a"}})
+	a, _ := q.Bridge("a")
+	for _, p := range []string{"one", "", "three33"} {
+		enqueue(t, q, "t", a.Mask(), p)
+	}
+	msgs, _, err := a.Read(0, 100, 1<<20)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("Read = %d messages, %v", len(msgs), err)
+	}
+	for i, want := range []string{"one", "", "three33"} {
+		if p := msgs[i].Payload; string(p) != want || cap(p) != len(p) {
+			t.Fatalf("message %d: payload %q (cap %d), want %q with no room after it", i, p, cap(p), want)
+		}
+	}
+	// Writing one message's payload touches no other.
+	msgs[0].Payload = append(msgs[0].Payload, "-more"...)
+	msgs[0].Payload[0] = 'X'
+	if string(msgs[2].Payload) != "three33" {
+		t.Fatalf("message 2's payload changed to %q", msgs[2].Payload)
+	}
+	msgs, _, _ = a.Read(2, 100, 1<<20) // the last alone
+	if len(msgs) != 1 || cap(msgs[0].Payload) != len("three33") {
+		t.Fatalf("Read of one message: %d messages, payload cap %d", len(msgs), cap(msgs[0].Payload))
+	}
+	// Nor is anything sized for a whole batch allocated for it (a buffer
+	// of max messages or maxBytes would be held as long as the message).
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range 10 {
+		a.Read(2, 1000, 1<<20)
+	}
+	runtime.ReadMemStats(&m1)
+	if per := (m1.TotalAlloc - m0.TotalAlloc) / 10; per > 16<<10 {
+		t.Fatalf("reading one message allocates %d bytes", per)
 	}
 }
 
