@@ -191,16 +191,16 @@ func (b *Bridge) Pending() uint64 {
 // with Ack(next) once the returned messages are acknowledged. A damaged
 // record is dropped (counted as corrupt) and skipped.
 //
-// The messages' payloads share one buffer of exactly their size, and a
-// topic read before is shared too: a drain allocates per batch, not per
-// message, and a live message read alone costs no more than its bytes.
+// Each payload is a copy of its own, exactly its size (a message may be
+// held in a bridge's window long after the rest of its batch is gone); a
+// topic read before is shared.
 func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
 	next = after
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(logBucket).Cursor()
-		size, payloads := 0, 0
+		size := 0
 		var r codec.View
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
 			scanLimit--
@@ -223,17 +223,11 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 				continue
 			}
 			size += len(v)
-			payloads += len(r.Payload)
-			// Payload is bbolt's until it is copied below, in the transaction.
-			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: r.Payload,
+			payload := make([]byte, len(r.Payload)) // bbolt's bytes are the transaction's
+			copy(payload, r.Payload)
+			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: payload,
 				QoS: r.QoS, Retain: r.Retain, ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props})
 			next = seq
-		}
-		buf := make([]byte, 0, payloads)
-		for i := range msgs {
-			off := len(buf)
-			buf = append(buf, msgs[i].Payload...)
-			msgs[i].Payload = buf[off:len(buf):len(buf)]
 		}
 		return nil
 	})
