@@ -255,6 +255,35 @@ func TestRejectNewWhenFull(t *testing.T) {
 	if s := e.b.Stats(); s.Refused < 3 {
 		t.Fatalf("refused = %d, want at least 3", s.Refused)
 	}
+
+	// A will on a routed topic, sent into the full queue: its sender is
+	// gone and will not resend it, so it is a counted drop.
+	before, err := e.q.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := brokertest.Dial(e.addr, brokertest.Options{Version: 5, ClientID: "will", Clean: true,
+		Will: brokertest.Will{Topic: "sensors/will", Payload: make([]byte, 100), QoS: 1}}) // as large as the refused messages
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // no DISCONNECT: the will is sent
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := e.q.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Dropped[storage.ReasonQueueFull] == before.Dropped[storage.ReasonQueueFull]+1 && st.Rejected == before.Rejected {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("will refused by the full queue: queue_full drops %d -> %d, rejected %d -> %d; want one more drop",
+				before.Dropped[storage.ReasonQueueFull], st.Dropped[storage.ReasonQueueFull], before.Rejected, st.Rejected)
+		}
+	}
+	if n := len(queued(t, e)); n != accepted {
+		t.Fatalf("%d queued after the will, want %d", n, accepted)
+	}
 }
 
 func TestQoS2ExactlyOnceLocally(t *testing.T) {

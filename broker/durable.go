@@ -36,14 +36,16 @@ func (h *durableHook) Provides(b byte) bool {
 
 // OnWillSent queues a will that a bridge route matches: mochi publishes a
 // will to local subscribers without OnPublish, and a sensor's "offline"
-// must reach the cloud like any message it sent. Nobody waits for an
-// acknowledgement; the will is in the next commit.
+// must reach the cloud like any message it sent. The will is in the next
+// commit. Its sender is gone and will not send it again, so it is queued
+// as already acknowledged: a full queue that refuses it counts it as a
+// drop, not as a message its sender keeps.
 func (h *durableHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	mask := h.b.routeOf(pk.TopicName)
 	if mask == 0 {
 		return
 	}
-	if _, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, false)); err != nil {
+	if _, err := h.b.opts.Queue.Enqueue(context.Background(), newMessage(pk, mask, true)); err != nil {
 		h.b.log.Warn("will not queued for the bridges", "client", cl.ID, "topic", pk.TopicName, "error", err)
 	}
 }
