@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -147,10 +146,10 @@ func reload(path string, log *slog.Logger, level *slog.LevelVar) *configs.Config
 	if err != nil {
 		var l configs.ErrorList
 		if errors.As(err, &l) {
-			// One line per problem, each with its own message: the log
-			// lets through only 5 alike lines per 10s (newLogger).
-			for i, e := range l {
-				log.Error(fmt.Sprintf("reload refused, keeping the running config (problem %d of %d)", i+1, len(l)), "problem", e.Error())
+			// Every problem, past the log's limit of 5 alike lines per 10s.
+			ctx := logEveryLine(context.Background())
+			for _, e := range l {
+				log.ErrorContext(ctx, "reload refused, keeping the running config", "problem", e.Error())
 			}
 		} else {
 			log.Error("reload refused, keeping the running config", "error", err)

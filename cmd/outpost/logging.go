@@ -39,8 +39,17 @@ func newRateLimited(next slog.Handler, burst int, window time.Duration) *rateLim
 
 func (h *rateLimited) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
 
+// everyLine marks a context whose records are never held back: lines that
+// belong together and come once per operator action, such as every problem
+// of a config refused on reload.
+type everyLine struct{}
+
+func logEveryLine(ctx context.Context) context.Context {
+	return context.WithValue(ctx, everyLine{}, true)
+}
+
 func (h *rateLimited) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
+	if r.Level < slog.LevelWarn || ctx.Value(everyLine{}) != nil {
 		return h.next.Handle(ctx, r) // only warnings and errors repeat per message
 	}
 	s := h.s

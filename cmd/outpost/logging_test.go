@@ -32,6 +32,14 @@ func TestRateLimitedLog(t *testing.T) {
 	if strings.Count(buf.String(), "msg=routine") != 10 || !strings.Contains(buf.String(), "other message") {
 		t.Fatalf("info lines or other messages were limited:\n%s", buf.String())
 	}
+	// Records of a context marked for every line pass the limit, and do not
+	// count against it.
+	for range 5 {
+		log.WarnContext(logEveryLine(t.Context()), "dropped", "n", 2)
+	}
+	if got := strings.Count(buf.String(), "msg=dropped component=queue n=2"); got != 5 {
+		t.Fatalf("%d of 5 lines marked for every line were written:\n%s", got, buf.String())
+	}
 	buf.Reset()
 	now = now.Add(11 * time.Second)
 	log.Warn("dropped", "n", 1)
