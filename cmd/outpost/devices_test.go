@@ -20,7 +20,6 @@ import (
 	"periph.io/x/conn/v3/i2c/i2ctest"
 
 	"github.com/outpost-edge/outpost/bridge"
-	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/broker"
 	"github.com/outpost-edge/outpost/configs"
 	"github.com/outpost-edge/outpost/devices"
@@ -241,23 +240,7 @@ func TestDeviceErrorsMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bridgetest.Buffer{}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func() *configs.Config { <-ctx.Done(); return nil })
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v\n%s", err, logs)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("run did not return after cancel:\n%s", logs)
-		}
-	}()
+	logs, _ := runInProcess(t, cfg)
 	_, httpAddr := waitAddrs(t, logs)
 
 	// Two errors: the failed open, and the failed retry after the backoff.

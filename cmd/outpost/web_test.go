@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,35 @@ var (
 	httpAddrRE = regexp.MustCompile(`msg="http serving[^"]*" address=(\S+)`)
 	mqttAddrRE = regexp.MustCompile(`msg="outpost running".* listeners=(\S+)`)
 )
+
+// runInProcess runs outpost's run on cfg in this process and returns its
+// log and stop, which cancels it and fails the test unless it returns
+// cleanly; the test's end stops it too.
+func runInProcess(t *testing.T, cfg *configs.Config) (logs *bridgetest.Buffer, stop func()) {
+	t.Helper()
+	logs = &bridgetest.Buffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func() *configs.Config { <-ctx.Done(); return nil })
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v\n%s", err, logs)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("run did not return after cancel:\n%s", logs)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return logs, stop
+}
 
 // waitAddrs waits until the logs name the MQTT listener and the HTTP server.
 func waitAddrs(t *testing.T, logs *bridgetest.Buffer) (mqttAddr, httpAddr string) {
@@ -258,20 +288,7 @@ func TestWebMetricsLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bridgetest.Buffer{}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), func() *configs.Config { <-ctx.Done(); return nil })
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("run did not return after cancel:\n%s", logs)
-		}
-	}()
+	logs, stop := runInProcess(t, cfg)
 	mqttAddr, httpAddr := waitAddrs(t, logs)
 
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -344,16 +361,10 @@ func TestWebMetricsLifecycle(t *testing.T) {
 	}
 
 	// Shutdown: run returns, and the HTTP server is gone with it.
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\n%s", err, logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run did not return:\n%s", logs)
+	stop()
+	if t.Failed() {
+		t.FailNow()
 	}
-	done <- nil // for the deferred wait
 	if _, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + httpAddr + "/healthz"); err == nil {
 		t.Error("the HTTP server still answers after run returned")
 	}
