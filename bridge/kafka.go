@@ -92,9 +92,9 @@ type Kafka struct {
 	testOpts []kgo.Opt     // appended to the client options, for tests
 
 	gatewayID []byte // the gateway_id header's value, shared by all records
-	// mappings caches each local topic's Kafka topic, key and mqtt_topic
-	// header, by route; used by the forwarder's goroutine only.
-	mappings map[topicKey]*kafkaMapping
+	// mappings: each local topic's Kafka topic, key and mqtt_topic header,
+	// by route (see mappings).
+	mappings mappings[*kafkaMapping]
 
 	mu sync.Mutex
 	// Messages seq in [serialLo, serialHi] failed with an error that may
@@ -123,7 +123,6 @@ func NewKafka(o Options) (*Kafka, error) {
 		maxBatch:  int32(min(max(int64(o.Config.Batch.MaxBytes), 1<<10), 1<<30)),
 		pingEach:  kafkaPingEvery,
 		gatewayID: []byte(o.GatewayID),
-		mappings:  map[topicKey]*kafkaMapping{},
 	}
 	switch b.cfg.Compression {
 	case "", "none", "gzip", "snappy", "lz4", "zstd":
@@ -492,12 +491,8 @@ type kafkaMapping struct {
 }
 
 func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
-	k := topicKey{r, topic}
-	if mp, ok := b.mappings[k]; ok {
+	if mp, ok := b.mappings.lookup(r, topic); ok {
 		return mp
-	}
-	if len(b.mappings) >= 4096 {
-		clear(b.mappings)
 	}
 	gw := string(b.gatewayID)
 	mp := &kafkaMapping{topic: r.TopicTemplate.Expand(topic, gw), mqttTopic: []byte(topic)}
@@ -505,7 +500,7 @@ func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
 		mp.key = []byte(r.KeyTemplate.Expand(topic, gw))
 	}
 	mp.invalid = validKafkaTopic(mp.topic)
-	b.mappings[k] = mp
+	b.mappings.add(r, topic, mp)
 	return mp
 }
 

@@ -58,7 +58,7 @@ type MQTT struct {
 	fw   *forwarder
 	c    counters
 
-	topics map[topicKey]string // see upstreamTopic
+	topics mappings[string] // see upstreamTopic
 }
 
 // NewMQTT returns the bridge for an mqtt bridge section.
@@ -72,7 +72,7 @@ func NewMQTT(o Options) (*MQTT, error) {
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
-	b := &MQTT{opts: o, cfg: o.Config.MQTT, log: o.Logger.With("bridge", o.Config.Name), topics: map[topicKey]string{}}
+	b := &MQTT{opts: o, cfg: o.Config.MQTT, log: o.Logger.With("bridge", o.Config.Name)}
 	b.fw = &forwarder{
 		qb:          o.Queue,
 		maxMessages: max(o.Config.Batch.MaxMessages, 1),
@@ -365,26 +365,38 @@ func dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	return newCoalescer(conn), nil
 }
 
-// upstreamTopic maps a local topic through a route's template. A gateway's
-// sensors publish on few topics, again and again: the mappings are kept
-// (up to 4096; the forwarder goroutine alone calls this), so that draining a
-// backlog does not build the same string a million times.
+// upstreamTopic maps a local topic through a route's template.
 func (b *MQTT) upstreamTopic(r *configs.Route, topic string) string {
-	k := topicKey{r, topic}
-	if t, ok := b.topics[k]; ok {
+	if t, ok := b.topics.lookup(r, topic); ok {
 		return t
 	}
-	if len(b.topics) >= 4096 {
-		clear(b.topics)
-	}
 	t := r.ToTemplate.Expand(topic, b.opts.GatewayID)
-	b.topics[k] = t
+	b.topics.add(r, topic, t)
 	return t
 }
+
+// mappings keeps what routes make of local topics. A gateway's sensors
+// publish on few topics, again and again: the mappings are kept (up to
+// 4096, then forgotten together), so that draining a backlog does not build
+// the same strings a million times. The forwarder's goroutine alone uses
+// one. A route is known by its address: a reload's new routes start afresh.
+type mappings[V any] struct{ m map[topicKey]V }
 
 type topicKey struct {
 	r     *configs.Route
 	topic string
+}
+
+func (c *mappings[V]) lookup(r *configs.Route, topic string) (V, bool) {
+	v, ok := c.m[topicKey{r, topic}]
+	return v, ok
+}
+
+func (c *mappings[V]) add(r *configs.Route, topic string, v V) {
+	if c.m == nil || len(c.m) >= 4096 {
+		c.m = make(map[topicKey]V)
+	}
+	c.m[topicKey{r, topic}] = v
 }
 
 // noStore is a paho Store that keeps nothing. paho's store exists to resume

@@ -198,6 +198,7 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 	next = after
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
+	b.topics.mu.Lock() // once per batch, not per message
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(logBucket).Cursor()
 		size := 0
@@ -231,6 +232,7 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 		}
 		return nil
 	})
+	b.topics.mu.Unlock()
 	if err == nil && len(bad) > 0 {
 		err = b.q.dropCorrupt(bad)
 	}
@@ -240,13 +242,11 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 // topicCache hands out one string per topic, for the few topics a gateway's
 // sensors publish to; it forgets them all once it holds too many.
 type topicCache struct {
-	mu sync.Mutex
+	mu sync.Mutex // held by Read
 	m  map[string]string
 }
 
 func (c *topicCache) intern(b []byte) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if s, ok := c.m[string(b)]; ok {
 		return s
 	}
