@@ -169,7 +169,8 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	acked := f.qb.Position() // the position recorded, or being recorded
 	read := acked
 	window := make([]inflight, 0, 2*f.maxMessages)
-	done := acked // last seq whose delivery, and every one before it, is done
+	var buf []storage.Message // each Read's, reused
+	done := acked             // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
 	// Positions are recorded by a goroutine of their own: the commit and
 	// its fsync overlap with sending, and requests made meanwhile are
@@ -216,10 +217,12 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		}
 		busy := unfinished(window)
 		for busy < limit && len(window) < span {
-			msgs, next, err := f.qb.Read(read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
+			clear(buf) // let go of the last batch's payloads
+			msgs, next, err := f.qb.ReadAppend(buf[:0], read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
 			if err != nil {
 				return fmt.Errorf("reading queue: %w", err)
 			}
+			buf = msgs
 			for i := range msgs {
 				m := &msgs[i]
 				if f.refuseAfter > 0 && m.Seq == f.suspect && f.strikes >= f.refuseAfter {
@@ -234,7 +237,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 					return err
 				}
 				d, err := l.send(m)
-				if de := (*dropError)(nil); errors.As(err, &de) {
+				if de := (*dropError)(nil); err != nil && errors.As(err, &de) {
 					f.dropped(m, de)
 					continue
 				}
@@ -456,7 +459,13 @@ func (f *forwarder) noteLoss(l link, unfinished []inflight, probing bool) {
 	}
 }
 
+// finisher is a delivery that can say it is done without a channel.
+type finisher interface{ finished() bool }
+
 func isDone(d delivery) bool {
+	if f, ok := d.(finisher); ok {
+		return f.finished()
+	}
 	select {
 	case <-d.Done():
 		return true

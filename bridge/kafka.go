@@ -358,14 +358,40 @@ func (k kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	k.l.Log(level, msg, keyvals...)
 }
 
-// kafkaDelivery is one record handed to franz-go.
+// kafkaDelivery is one record handed to franz-go. Its channel is made only
+// when the forwarder waits on it (the oldest in the window), not for each
+// of hundreds of thousands of records a second.
 type kafkaDelivery struct {
-	done chan struct{}
-	err  error // set before done is closed
+	fin  atomic.Bool
+	err  error // set before fin
+	mu   sync.Mutex
+	done chan struct{} // made by Done; closed once fin is set
 }
 
-func (d *kafkaDelivery) Done() <-chan struct{} { return d.done }
-func (d *kafkaDelivery) Error() error          { return d.err }
+func (d *kafkaDelivery) finished() bool { return d.fin.Load() }
+func (d *kafkaDelivery) Error() error   { return d.err }
+
+func (d *kafkaDelivery) Done() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done == nil {
+		d.done = make(chan struct{})
+		if d.fin.Load() {
+			close(d.done)
+		}
+	}
+	return d.done
+}
+
+func (d *kafkaDelivery) finish(err error) {
+	d.err = err
+	d.mu.Lock()
+	d.fin.Store(true)
+	if d.done != nil {
+		close(d.done)
+	}
+	d.mu.Unlock()
+}
 
 // kafkaLink is one producer client.
 type kafkaLink struct {
@@ -446,11 +472,12 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		}
 	}
 	out.serial = serial
-	out.done = make(chan struct{})
-	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) { out.finish(err) })
+	out.ctx = outCtx{l.ctx, out}
+	rec.Context = &out.ctx
+	l.cl.Produce(l.ctx, rec, promise)
 	if serial {
 		select {
-		case <-out.done:
+		case <-out.Done():
 		case <-l.lostCh:
 		case <-l.ctx.Done():
 		}
@@ -466,16 +493,26 @@ type kafkaOut struct {
 	hs  [5]kgo.RecordHeader
 	buf [48]byte // mqtt_qos, seq, received_at
 	kafkaDelivery
+	ctx    outCtx // the record's Context
 	seq    uint64
 	serial bool
 	l      *kafkaLink
 }
 
-// finish is the record's promise: franz-go calls promises one at a time,
+// outCtx is a record's context: the link's, and the way back from the
+// record to its kafkaOut in the promise (one promise function for all, so
+// that producing a record allocates no closure).
+type outCtx struct {
+	context.Context
+	out *kafkaOut
+}
+
+// promise is every record's promise: franz-go calls promises one at a time,
 // and they must not block.
-func (o *kafkaOut) finish(err error) {
-	o.err = o.l.outcome(o.seq, err, o.serial)
-	close(o.done)
+func promise(r *kgo.Record, err error) { r.Context.(*outCtx).out.settle(err) }
+
+func (o *kafkaOut) settle(err error) {
+	o.finish(o.l.outcome(o.seq, err, o.serial))
 	select {
 	case o.l.progCh <- struct{}{}:
 	default:

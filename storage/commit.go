@@ -143,7 +143,12 @@ func (q *Queue) commit(b *batch) {
 		// the queue (at least twice the batch) per try.
 		for try := 0; try < 3 && err != nil && diskFull(err) && q.opts.WhenFull == DropOldest; try++ {
 			if derr := q.evict(max(2*int64(len(b.tickets)), int64(q.stats().count/10)), 2*b.bytes); derr != nil {
-				break
+				// Too full even to rewrite the pages of a partial
+				// eviction: drop the oldest segment whole, which
+				// rewrites almost nothing.
+				if !diskFull(derr) || q.evictSegment() != nil {
+					break
+				}
 			}
 			err = q.append(b)
 		}
@@ -178,8 +183,7 @@ func (q *Queue) append(b *batch) error {
 		for _, t := range b.tickets {
 			t.seq, t.err = 0, nil
 		}
-		log := tx.Bucket(logBucket)
-		log.FillPercent = 1 // keys only ever grow: pack pages full
+		w := newSegWriter(tx)
 		accept := b.tickets
 		if max := q.opts.MaxBytes; max > 0 && int64(st.bytes)+b.bytes > max {
 			if q.opts.WhenFull == DropOldest {
@@ -205,7 +209,7 @@ func (q *Queue) append(b *batch) error {
 		}
 		for _, t := range accept {
 			st.seq++
-			if err := log.Put(seqKey(st.seq), t.rec); err != nil {
+			if err := w.put(st.seq, t.rec); err != nil {
 				return err
 			}
 			t.seq = st.seq

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -19,17 +18,20 @@ const dropChunk = 10000
 
 // dropHead removes records from the head of the log while more(record, seq)
 // holds, counting each as dropped for reason. A damaged record at the head
-// is dropped as corrupt.
+// is dropped as corrupt; a dead one (done, not yet deleted) goes uncounted.
 func dropHead(tx *bolt.Tx, st *state, reason string, more func(rec []byte, seq int64) bool) error {
 	var keys [][]byte
 	damaged := false
-	c := tx.Bucket(logBucket).Cursor()
+	c := newLogCursor(tx)
 	for k, v := c.First(); k != nil && len(keys) < dropChunk; k, v = c.Next() {
 		seq := binary.BigEndian.Uint64(k)
 		r := reason
 		if codec.Verify(v) != nil {
 			r = ReasonCorrupt
 			damaged = true
+		} else if st.done(codec.Bridges(v), seq) {
+			keys = append(keys, k)
+			continue
 		} else if !more(v, int64(seq)) {
 			break
 		} else {
@@ -40,7 +42,7 @@ func dropHead(tx *bolt.Tx, st *state, reason string, more func(rec []byte, seq i
 		st.bytes -= uint64(len(k) + len(v))
 		keys = append(keys, k)
 	}
-	if err := deleteKeys(tx, keys); err != nil {
+	if err := deleteRecords(tx, keys); err != nil {
 		return err
 	}
 	if damaged {
@@ -56,32 +58,16 @@ func recount(tx *bolt.Tx, st *state) error {
 	for i := range st.bridges {
 		st.bridges[i].pending = 0
 	}
-	return tx.Bucket(logBucket).ForEach(func(k, v []byte) error {
+	c := newLogCursor(tx)
+	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if codec.Verify(v) != nil {
-			return nil
+			continue
 		}
 		seq := binary.BigEndian.Uint64(k)
 		for m := codec.Bridges(v); m != 0; m &= m - 1 {
 			if b := &st.bridges[bits.TrailingZeros64(m)]; b.name != "" && b.pos < seq {
 				b.pending++
 			}
-		}
-		return nil
-	})
-}
-
-// deleteKeys deletes after iterating: bbolt cursors skip keys when their
-// bucket changes under them.
-func deleteKeys(tx *bolt.Tx, keys [][]byte) error {
-	// One cursor, positioned afresh for each key (Bucket.Delete would make
-	// a cursor per key); nothing iterates while it deletes.
-	c := tx.Bucket(logBucket).Cursor()
-	for _, k := range keys {
-		if at, _ := c.Seek(k); !bytes.Equal(at, k) {
-			continue
-		}
-		if err := c.Delete(); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -100,6 +86,20 @@ func (q *Queue) evict(n, bytes int64) error {
 			freed += int64(len(rec) + 8)
 			return true
 		})
+	})
+}
+
+// evictSegment drops the oldest segment's messages (used when the disk is
+// so full that evict fails): a segment deleted whole frees its pages and
+// needs almost no fresh ones.
+func (q *Queue) evictSegment() error {
+	return q.update(func(tx *bolt.Tx, st *state) error {
+		k, _ := newLogCursor(tx).First()
+		if k == nil {
+			return nil
+		}
+		end := segEnd(segKey(binary.BigEndian.Uint64(k)))
+		return dropHead(tx, st, ReasonQueueFull, func(_ []byte, seq int64) bool { return uint64(seq) <= end })
 	})
 }
 
@@ -195,15 +195,22 @@ func (b *Bridge) Pending() uint64 {
 // held in a bridge's window long after the rest of its batch is gone); a
 // topic read before is shared.
 func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
-	next = after
+	return b.ReadAppend(nil, after, max, maxBytes)
+}
+
+// ReadAppend is Read appending the messages to dst, so that a forwarder
+// reading batch after batch reuses one slice.
+func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
+	msgs, next = dst, after
+	max += len(dst)
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
 	b.topics.mu.Lock() // once per batch, not per message
 	err = b.q.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(logBucket).Cursor()
+		c := newLogCursor(tx)
 		size := 0
 		var r codec.View
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
+		for k, v := c.Seek(after + 1); k != nil && len(msgs) < max && scanLimit > 0; k, v = c.Next() {
 			scanLimit--
 			seq := binary.BigEndian.Uint64(k)
 			if codec.Verify(v) != nil {
@@ -215,7 +222,7 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 				next = seq
 				continue
 			}
-			if len(msgs) > 0 && size+len(v) > maxBytes {
+			if len(msgs) > len(dst) && size+len(v) > maxBytes {
 				break
 			}
 			if err := codec.Parse(v, &r); err != nil {
@@ -258,9 +265,10 @@ func (c *topicCache) intern(b []byte) string {
 	return s
 }
 
-// Ack records that the bridge is done with every message up to seq. Each
-// such message that no other bridge still needs is deleted, in the same
-// transaction that moves the position.
+// Ack records that the bridge is done with every message up to seq, in one
+// transaction: each such message that no other bridge still needs is gone
+// from the counters at once, and from the file with its segment (see
+// release).
 func (b *Bridge) Ack(seq uint64) error {
 	return b.q.update(func(tx *bolt.Tx, st *state) error {
 		bs := &st.bridges[b.bit]
@@ -272,9 +280,8 @@ func (b *Bridge) Ack(seq uint64) error {
 		}
 		from := bs.pos
 		bs.pos = seq
-		var del [][]byte
-		c := tx.Bucket(logBucket).Cursor()
-		for k, v := c.Seek(seqKey(from + 1)); k != nil; k, v = c.Next() {
+		c := newLogCursor(tx)
+		for k, v := c.Seek(from + 1); k != nil; k, v = c.Next() {
 			s := binary.BigEndian.Uint64(k)
 			if s > seq {
 				break
@@ -283,35 +290,42 @@ func (b *Bridge) Ack(seq uint64) error {
 				continue // Read drops it
 			}
 			mask := codec.Bridges(v)
-			if mask&(1<<b.bit) != 0 && bs.pending > 0 {
+			if mask&(1<<b.bit) == 0 {
+				continue
+			}
+			if bs.pending > 0 {
 				bs.pending--
 			}
 			if st.done(mask, s) {
-				del = append(del, k)
 				st.count--
 				st.bytes -= uint64(len(k) + len(v))
 			}
 		}
-		return deleteKeys(tx, del)
+		return release(tx, st, from, seq)
 	})
 }
 
 func (q *Queue) dropCorrupt(seqs []uint64) error {
 	q.log.Error("dropping damaged queue records", "messages", len(seqs), "first_seq", seqs[0])
 	return q.update(func(tx *bolt.Tx, st *state) error {
-		lb := tx.Bucket(logBucket)
+		var keys [][]byte
 		for _, s := range seqs {
 			k := seqKey(s)
-			v := lb.Get(k)
+			sb := tx.Bucket(segKey(s))
+			if sb == nil {
+				continue
+			}
+			v := sb.Get(k)
 			if v == nil {
 				continue
 			}
 			st.dropped[reasonIndex(ReasonCorrupt)]++
 			st.count--
 			st.bytes -= uint64(len(k) + len(v))
-			if err := lb.Delete(k); err != nil {
-				return err
-			}
+			keys = append(keys, k)
+		}
+		if err := deleteRecords(tx, keys); err != nil {
+			return err
 		}
 		return recount(tx, st)
 	})
@@ -326,8 +340,12 @@ func message(seq uint64, r *codec.Record) Message {
 func (q *Queue) Peek(n int) ([]Message, error) {
 	var msgs []Message
 	err := q.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(logBucket).Cursor()
+		st := q.stats()
+		c := newLogCursor(tx)
 		for k, v := c.First(); k != nil && len(msgs) < n; k, v = c.Next() {
+			if codec.Verify(v) == nil && st.done(codec.Bridges(v), binary.BigEndian.Uint64(k)) {
+				continue // gone, not yet deleted
+			}
 			var r codec.Record
 			if err := codec.Decode(v, &r); err != nil {
 				msgs = append(msgs, Message{Seq: binary.BigEndian.Uint64(k), Topic: "<damaged: " + err.Error() + ">"})
@@ -388,8 +406,15 @@ func (q *Queue) Stats() (Stats, error) {
 		}
 	}
 	err := q.view(func(tx *bolt.Tx) error {
-		if _, v := tx.Bucket(logBucket).Cursor().First(); v != nil && codec.Verify(v) == nil {
-			s.Oldest = time.UnixMilli(codec.ReceivedAt(v))
+		c := newLogCursor(tx)
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if codec.Verify(v) != nil {
+				return nil
+			}
+			if !st.done(codec.Bridges(v), binary.BigEndian.Uint64(k)) {
+				s.Oldest = time.UnixMilli(codec.ReceivedAt(v))
+				return nil
+			}
 		}
 		return nil
 	})

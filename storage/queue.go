@@ -75,7 +75,8 @@ type Message struct {
 }
 
 var (
-	logBucket   = []byte("log")
+	logBucket = []byte("log") // the log before it was cut into segments
+
 	metaBucket  = []byte("meta")
 	stateKey    = []byte("state")
 	leaseSuffix = ".seq"
@@ -222,12 +223,12 @@ func (q *Queue) load() (err error) {
 		return err
 	}
 
+	if err := migrate(db); err != nil {
+		return fail(fmt.Errorf("opening queue: converting the log to segments: %w", err))
+	}
 	var st state
 	err = db.Update(func(tx *bolt.Tx) error {
-		lb, err := tx.CreateBucketIfNotExists(logBucket)
-		if err != nil {
-			return err
-		}
+		lc := newLogCursor(tx)
 		mb, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
 			return err
@@ -236,7 +237,7 @@ func (q *Queue) load() (err error) {
 			if err := st.unmarshal(v); err != nil {
 				return err
 			}
-		} else if k, _ := lb.Cursor().First(); k != nil {
+		} else if k, _ := lc.First(); k != nil {
 			return fmt.Errorf("%w: log without state record", ErrCorrupt)
 		} else {
 			// A new file: continue above every number leased before, in
@@ -251,7 +252,7 @@ func (q *Queue) load() (err error) {
 				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
 			}
 		}
-		if k, v := lb.Cursor().Last(); k != nil {
+		if k, v := lc.Last(); k != nil {
 			if len(k) != 8 {
 				return fmt.Errorf("%w: bad key in log", ErrCorrupt)
 			}
@@ -260,8 +261,16 @@ func (q *Queue) load() (err error) {
 			}
 			st.seq = max(st.seq, binary.BigEndian.Uint64(k))
 		}
-		if err := q.register(&st); err != nil {
+		freed, err := q.register(&st)
+		if err != nil {
 			return err
+		}
+		if freed {
+			// The freed bridge may have been all that kept records that
+			// are done in segments the others have passed.
+			if err := release(tx, &st, 0, st.seq); err != nil {
+				return err
+			}
 		}
 		st.dirty = true
 		return mb.Put(stateKey, st.marshal())
@@ -278,8 +287,8 @@ func (q *Queue) load() (err error) {
 
 // register matches the configured bridges to their slots, giving new ones a
 // free slot positioned at the end of the log, and frees the slots of bridges
-// no longer configured once they have nothing pending.
-func (q *Queue) register(st *state) error {
+// no longer configured once they have nothing pending (freed reports one).
+func (q *Queue) register(st *state) (freed bool, err error) {
 	want := make(map[string]bool, len(q.opts.Bridges))
 	for _, n := range q.opts.Bridges {
 		want[n] = true
@@ -291,6 +300,7 @@ func (q *Queue) register(st *state) error {
 		}
 		if b.pending == 0 {
 			*b = bridgeState{}
+			freed = true
 			continue
 		}
 		q.log.Warn("queue holds messages for a bridge that is no longer configured; they are kept until it returns or a limit drops them",
@@ -309,9 +319,9 @@ next:
 				continue next
 			}
 		}
-		return ErrTooManyBridges
+		return freed, ErrTooManyBridges
 	}
-	return nil
+	return freed, nil
 }
 
 // Close commits what was enqueued, marks the file cleanly closed and
@@ -488,7 +498,10 @@ func OpenReadOnly(path string, opts Options) (*Queue, error) {
 	q := &Queue{db: db, path: path, opts: opts, log: slog.New(slog.DiscardHandler), now: time.Now, readOnly: true}
 	err = q.view(func(tx *bolt.Tx) error {
 		mb := tx.Bucket(metaBucket)
-		if mb == nil || tx.Bucket(logBucket) == nil {
+		if tx.Bucket(logBucket) != nil {
+			return errors.New("opening queue: the file is in an earlier version's layout; outpost converts it when it next starts")
+		}
+		if mb == nil {
 			return fmt.Errorf("%w: not a queue file", ErrCorrupt)
 		}
 		v := mb.Get(stateKey)
