@@ -154,6 +154,11 @@ type forwarder struct {
 	probeWait   time.Duration
 	suspect     uint64
 	strikes     int
+
+	// gone holds the messages dropped above the durable position: a
+	// session that ends before the position passes them must not send,
+	// count or log them again in the next.
+	gone map[uint64]struct{}
 }
 
 type inflight struct {
@@ -186,8 +191,15 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		}
 		rec.request(seq)
 		acked, lastAck = seq, time.Now()
+		if len(f.gone) > 1024 {
+			f.forget(acked)
+		}
 		return nil
 	}
+	if f.gone == nil {
+		f.gone = make(map[uint64]struct{})
+	}
+	f.forget(acked)
 	probing := f.refuseAfter > 0 && f.suspect > acked
 	if !probing {
 		f.suspect, f.strikes = 0, 0
@@ -225,6 +237,9 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			buf = msgs
 			for i := range msgs {
 				m := &msgs[i]
+				if _, ok := f.gone[m.Seq]; ok {
+					continue
+				}
 				if f.refuseAfter > 0 && m.Seq == f.suspect && f.strikes >= f.refuseAfter {
 					f.dropped(m, &dropError{DropRefused, fmt.Errorf("the upstream closed the connection each of the last %d times it was sent", f.strikes)})
 					probing, f.suspect, f.strikes = false, 0, 0
@@ -324,9 +339,12 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		if probing && done >= f.suspect {
 			probing, f.suspect, f.strikes = false, 0, 0 // the upstream took it
 		}
-		// Record the position once a batch is done or max_delay has passed:
-		// one transaction for many messages.
-		if len(window) == 0 || done-acked >= uint64(f.maxMessages) || time.Since(lastAck) >= f.maxDelay {
+		// Record the position when all is done, and while draining every
+		// recordEvery: one transaction for many batches. A commit costs
+		// more than its messages' deletion: bbolt writes its whole free
+		// list each time, and a file that a backlog filled and the drain
+		// is emptying has tens of thousands of free pages.
+		if len(window) == 0 || time.Since(lastAck) >= recordEvery {
 			target := done
 			if len(window) == 0 {
 				target = read
@@ -337,6 +355,11 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		}
 	}
 }
+
+// recordEvery bounds how far, in time, the durable position lags behind
+// the upstream's acknowledgements while a backlog drains: what a crash
+// would send again.
+const recordEvery = 250 * time.Millisecond
 
 // recorder records a bridge's position on its own goroutine, one commit at
 // a time, always the latest requested.
@@ -419,6 +442,7 @@ func (f *forwarder) harvest(window []inflight) (n int, failed error) {
 				failed = err
 				break
 			}
+			f.gone[window[n].seq] = struct{}{}
 			f.c.drop(de.reason)
 			f.log.Warn("upstream refused a message; dropped", "seq", window[n].seq, "reason", de.reason, "error", de.err)
 		} else {
@@ -433,8 +457,18 @@ func (f *forwarder) harvest(window []inflight) (n int, failed error) {
 	return n, failed
 }
 
+// forget lets go of the dropped messages up to the durable position pos.
+func (f *forwarder) forget(pos uint64) {
+	for seq := range f.gone {
+		if seq <= pos {
+			delete(f.gone, seq)
+		}
+	}
+}
+
 // dropped counts and logs a message the bridge gives up on.
 func (f *forwarder) dropped(m *storage.Message, de *dropError) {
+	f.gone[m.Seq] = struct{}{}
 	f.c.drop(de.reason)
 	f.log.Warn("queued message cannot be forwarded; dropped", "seq", m.Seq, "topic", m.Topic, "reason", de.reason, "error", de.err)
 }

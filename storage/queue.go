@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,12 +96,10 @@ type Queue struct {
 
 	readOnly bool
 
-	wmu    sync.Mutex // serialises write transactions with their state update
-	lease  uint64     // guarded by wmu
-	mapped int64      // the file's size as of the last commit; guarded by wmu
-	// activity counts transactions, so the releaser knows when the map
-	// may have grown resident pages.
-	activity atomic.Uint64
+	wmu    sync.Mutex    // serialises write transactions with their state update
+	lease  uint64        // guarded by wmu
+	mapped int64         // the file's size as of the last commit; guarded by wmu
+	used   chan struct{} // see touched
 
 	mu       sync.Mutex // guards the fields below
 	st       state      // as of the last committed transaction
@@ -151,6 +148,7 @@ func Open(path string, opts Options) (*Queue, error) {
 		sem:     make(chan struct{}, opts.MaxPending),
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
+		used:    make(chan struct{}, 1),
 	}
 	q.open = newBatch()
 	q.lease = readLease(path + leaseSuffix)
@@ -374,7 +372,7 @@ func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
 		return err
 	}
 	q.mapped = size
-	q.activity.Add(1)
+	q.touched()
 	q.mu.Lock()
 	advanced := st.seq != q.st.seq
 	q.st = st
@@ -394,7 +392,7 @@ func (q *Queue) view(fn func(tx *bolt.Tx) error) (err error) {
 			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
 		}
 	}()
-	q.activity.Add(1)
+	defer q.touched()
 	return q.db.View(fn)
 }
 
@@ -520,27 +518,40 @@ func OpenReadOnly(path string, opts Options) (*Queue, error) {
 // releaser keeps the resident part of bbolt's map from growing with the
 // backlog. Every commit reads, through the map, the pages the last one
 // wrote, and each fault maps a run of them; reading a backlog to forward it
-// does the same, at tens of MiB per second. Every 100ms in which the queue
-// was used, the map's pages are released (they stay in the page cache); an
-// idle queue costs nothing. wmu is held, so no transaction can remap the
-// file.
+// does the same, at tens of MiB per second. After a transaction, at most
+// every releaseEvery, the map's pages are released (they stay in the page
+// cache); an idle queue costs nothing, not even a wakeup. wmu is held, so
+// no transaction can remap the file.
 func (q *Queue) releaser() {
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTimer(0)
 	defer t.Stop()
-	var seen uint64
 	for {
+		select {
+		case <-q.used:
+		case <-q.closing:
+			return
+		}
+		q.wmu.Lock()
+		if q.mapped > 0 {
+			dropResident(q.db.Info().Data, int(q.mapped))
+		}
+		q.wmu.Unlock()
+		t.Reset(releaseEvery)
 		select {
 		case <-t.C:
 		case <-q.closing:
 			return
 		}
-		if n := q.activity.Load(); n != seen {
-			seen = n
-			q.wmu.Lock()
-			if q.mapped > 0 {
-				dropResident(q.db.Info().Data, int(q.mapped))
-			}
-			q.wmu.Unlock()
-		}
+	}
+}
+
+// releaseEvery spaces the releaser's passes.
+const releaseEvery = 10 * time.Millisecond
+
+// touched tells the releaser that a transaction has read the map.
+func (q *Queue) touched() {
+	select {
+	case q.used <- struct{}{}:
+	default:
 	}
 }
