@@ -320,6 +320,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		if n > 0 {
 			done = window[n-1].seq
 		}
+		window = append(window[:0], window[n:]...) // counted: lost must not count them again
 		if failed != nil {
 			// Finished with an error that is not a drop: the session is
 			// broken (paho fails the pending publishes just before it
@@ -333,9 +334,8 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			if err := ack(done); err != nil {
 				return err
 			}
-			return fmt.Errorf("upstream did not take message %d: %w", window[n].seq, failed)
+			return fmt.Errorf("upstream did not take message %d: %w", window[0].seq, failed)
 		}
-		window = append(window[:0], window[n:]...)
 		if probing && done >= f.suspect {
 			probing, f.suspect, f.strikes = false, 0, 0 // the upstream took it
 		}
