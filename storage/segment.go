@@ -196,7 +196,8 @@ func deleteRecords(tx *bolt.Tx, keys [][]byte) error {
 func release(tx *bolt.Tx, st *state, from, to uint64) error {
 	var whole, dead [][]byte
 	c := tx.Cursor()
-	for sk, _ := c.Seek(segKey(from + 1)); isSeg(sk) && string(sk) <= string(segKey(to)); sk, _ = c.Next() {
+	last := string(segKey(to))
+	for sk, _ := c.Seek(segKey(from + 1)); isSeg(sk) && string(sk) <= last; sk, _ = c.Next() {
 		end := segEnd(sk)
 		if end > to {
 			// The segment to is in: gone whole when every bridge has
