@@ -281,10 +281,14 @@ func (b *Bridge) Ack(seq uint64) error {
 		from := bs.pos
 		bs.pos = seq
 		c := newLogCursor(tx)
+		n := 0
 		for k, v := c.Seek(from + 1); k != nil; k, v = c.Next() {
 			s := binary.BigEndian.Uint64(k)
 			if s > seq {
 				break
+			}
+			if n++; n%shedEvery == 0 {
+				b.q.shed()
 			}
 			if codec.Verify(v) != nil {
 				continue // Read drops it
@@ -301,7 +305,7 @@ func (b *Bridge) Ack(seq uint64) error {
 				st.bytes -= uint64(len(k) + len(v))
 			}
 		}
-		return release(tx, st, from, seq)
+		return release(tx, st, from, seq, b.q.shed)
 	})
 }
 

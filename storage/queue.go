@@ -226,6 +226,7 @@ func (q *Queue) load() (err error) {
 	}
 	var st state
 	err = db.Update(func(tx *bolt.Tx) error {
+		q.mapped = tx.Size() // before any commit, so that shed works here too
 		lc := newLogCursor(tx)
 		mb, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
@@ -245,10 +246,14 @@ func (q *Queue) load() (err error) {
 		if st.dirty {
 			// The last run did not close the queue. bbolt survives that by
 			// design; a power cut on a flash card may not, so check the
-			// whole file once now rather than panic later.
+			// whole file once now rather than panic later. The check
+			// reads every page: they are let go of as it goes.
+			stop := q.shedWhile()
 			for cerr := range tx.Check() {
+				stop()
 				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
 			}
+			stop()
 		}
 		if k, v := lc.Last(); k != nil {
 			if len(k) != 8 {
@@ -266,7 +271,7 @@ func (q *Queue) load() (err error) {
 		if freed {
 			// The freed bridge may have been all that kept records that
 			// are done in segments the others have passed.
-			if err := release(tx, &st, 0, st.seq); err != nil {
+			if err := release(tx, &st, 0, st.seq, q.shed); err != nil {
 				return err
 			}
 		}
@@ -360,18 +365,21 @@ func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
 	q.mu.Lock()
 	st := q.st
 	q.mu.Unlock()
-	var size int64
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		if err := fn(tx, &st); err != nil {
 			return err
 		}
-		size = tx.Size()
 		return tx.Bucket(metaBucket).Put(stateKey, st.marshal())
 	})
 	if err != nil {
 		return err
 	}
-	q.mapped = size
+	// The commit may have grown the file: the pages it wrote are read by
+	// the next transaction.
+	q.db.View(func(tx *bolt.Tx) error {
+		q.mapped = tx.Size()
+		return nil
+	})
 	q.touched()
 	q.mu.Lock()
 	advanced := st.seq != q.st.seq
@@ -532,9 +540,7 @@ func (q *Queue) releaser() {
 			return
 		}
 		q.wmu.Lock()
-		if q.mapped > 0 {
-			dropResident(q.db.Info().Data, int(q.mapped))
-		}
+		q.shed()
 		q.wmu.Unlock()
 		t.Reset(releaseEvery)
 		select {
@@ -547,6 +553,42 @@ func (q *Queue) releaser() {
 
 // releaseEvery spaces the releaser's passes.
 const releaseEvery = 10 * time.Millisecond
+
+// shed releases the map's pages in the middle of a write transaction that
+// reads many of them (an Ack over a drained backlog reads every record it
+// passes, and deleting a segment reads each of its pages): the releaser
+// runs only after the commit, and by then a quarter second of draining has
+// made megabytes resident. Called with wmu held, so the map cannot move.
+func (q *Queue) shed() {
+	if q.mapped > 0 {
+		dropResident(q.db.Info().Data, int(q.mapped))
+	}
+}
+
+// shedWhile sheds every releaseEvery, from another goroutine, until stop is
+// called; for a long read that cannot call shed itself. Pages are released
+// under a reader safely: the map is read-only, and they fault back in from
+// the page cache.
+func (q *Queue) shedWhile() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(releaseEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				q.shed()
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// shedEvery is how many records an Ack reads between sheds.
+const shedEvery = 1024
 
 // touched tells the releaser that a transaction has read the map.
 func (q *Queue) touched() {

@@ -192,8 +192,9 @@ func deleteRecords(tx *bolt.Tx, keys [][]byte) error {
 // release deletes what the log no longer needs once a bridge's position
 // has moved from from to to: each segment it has passed whose records are
 // all done goes whole; in one still needed by a bridge behind, the dead
-// records go one by one.
-func release(tx *bolt.Tx, st *state, from, to uint64) error {
+// records go one by one. shed is called after each segment it reads, to
+// let go of the map's pages (see Queue.shed).
+func release(tx *bolt.Tx, st *state, from, to uint64, shed func()) error {
 	var whole, dead [][]byte
 	c := tx.Cursor()
 	last := string(segKey(to))
@@ -225,15 +226,18 @@ func release(tx *bolt.Tx, st *state, from, to uint64) error {
 			}
 			return nil
 		})
+		shed()
 		if all {
 			dead = dead[:some]
 			whole = append(whole, sk)
 		}
 	}
 	for _, sk := range whole {
+		// Deleting a bucket reads each of its pages through the map.
 		if err := tx.DeleteBucket(sk); err != nil {
 			return err
 		}
+		shed()
 	}
 	return deleteRecords(tx, dead)
 }
