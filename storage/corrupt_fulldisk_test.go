@@ -40,7 +40,7 @@ func TestCorruptQueueOnFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt(bytes.Repeat([]byte{0xA5}, 8192), 0)
+	f.WriteAt(bytes.Repeat([]byte{0xA5}, 2*PageSize), 0)
 	f.Close()
 
 	var logs bytes.Buffer

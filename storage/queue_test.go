@@ -468,7 +468,7 @@ func TestCorruptFileMovedAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	junk := bytes.Repeat([]byte{0xA5}, 8192)
+	junk := bytes.Repeat([]byte{0xA5}, 2*PageSize)
 	f.WriteAt(junk, 0)
 	f.Close()
 

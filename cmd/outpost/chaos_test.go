@@ -417,7 +417,7 @@ func (c *chaos) corrupt() {
 		b[0] ^= byte(1 + c.rng.IntN(255))
 		f.WriteAt(b, off)
 	}
-	page := int64(os.Getpagesize())
+	page := int64(storage.PageSize)
 	for _, base := range []int64{0, page} { // both meta pages: magic to checksum
 		for range 8 {
 			flip(base + 16 + c.rng.Int64N(64))
