@@ -360,12 +360,20 @@ func (k kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 
 // kafkaDelivery is one record handed to franz-go. Its channel is made only
 // when the forwarder waits on it (the oldest in the window), not for each
-// of hundreds of thousands of records a second.
+// of hundreds of thousands of records a second. It is allocated apart from
+// the record: the window keeps deliveries that are done until the ones
+// before them are (partitions finish out of order), and the record, its
+// headers and its payload go as soon as franz-go is done with them.
 type kafkaDelivery struct {
 	fin  atomic.Bool
 	err  error // set before fin
 	mu   sync.Mutex
 	done chan struct{} // made by Done; closed once fin is set
+	// ctx is the record's Context. It lives here, not in the pooled
+	// kafkaOut: franz-go may still read a record's context after its
+	// promise (a wait for an unknown topic's metadata watches the first
+	// record's).
+	ctx outCtx
 }
 
 func (d *kafkaDelivery) finished() bool { return d.fin.Load() }
@@ -458,7 +466,12 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	if mp.invalid != nil {
 		return nil, drop(DropInvalidTopic, mp.invalid)
 	}
-	out := &kafkaOut{seq: m.Seq, l: l}
+	// out goes back to outPool in its promise: from Produce on, only d is
+	// this function's.
+	d := &kafkaDelivery{ctx: outCtx{Context: l.ctx}}
+	out := outPool.Get().(*kafkaOut)
+	out.seq, out.l, out.d = m.Seq, l, d
+	d.ctx.out = out
 	rec := out.record(mp, b.gatewayID, m)
 	if n := recordBatchSize(rec); n > int(b.maxBatch) {
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
@@ -472,28 +485,27 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		}
 	}
 	out.serial = serial
-	out.ctx = outCtx{l.ctx, out}
-	rec.Context = &out.ctx
+	rec.Context = &d.ctx
 	l.cl.Produce(l.ctx, rec, promise)
 	if serial {
 		select {
-		case <-out.Done():
+		case <-d.Done():
 		case <-l.lostCh:
 		case <-l.ctx.Done():
 		}
 	}
-	return &out.kafkaDelivery, nil
+	return d, nil
 }
 
-// kafkaOut is one message on its way to Kafka: the record, its headers, the
-// bytes of the per-message header values and the delivery, in one
-// allocation, for a drain of hundreds of thousands of messages a second.
+// kafkaOut is one message on its way to Kafka: the record, its headers and
+// the bytes of the per-message header values in one allocation, reused
+// (outPool), for a drain of hundreds of thousands of messages a second; the
+// delivery is apart (see kafkaDelivery).
 type kafkaOut struct {
-	rec kgo.Record
-	hs  [5]kgo.RecordHeader
-	buf [48]byte // mqtt_qos, seq, received_at
-	kafkaDelivery
-	ctx    outCtx // the record's Context
+	rec    kgo.Record
+	hs     [5]kgo.RecordHeader
+	buf    [48]byte // mqtt_qos, seq, received_at
+	d      *kafkaDelivery
 	seq    uint64
 	serial bool
 	l      *kafkaLink
@@ -512,12 +524,21 @@ type outCtx struct {
 func promise(r *kgo.Record, err error) { r.Context.(*outCtx).out.settle(err) }
 
 func (o *kafkaOut) settle(err error) {
-	o.finish(o.l.outcome(o.seq, err, o.serial))
+	d := o.d
+	d.ctx.out = nil
+	d.finish(o.l.outcome(o.seq, err, o.serial))
 	select {
 	case o.l.progCh <- struct{}{}:
 	default:
 	}
+	// franz-go is done with the record once its promise is called.
+	*o = kafkaOut{}
+	outPool.Put(o)
 }
+
+// outPool keeps kafkaOuts for reuse: a drain of a backlog would otherwise
+// allocate, and collect, hundreds of thousands of them a second.
+var outPool = sync.Pool{New: func() any { return new(kafkaOut) }}
 
 // kafkaMapping is where a local topic goes under a route.
 type kafkaMapping struct {
