@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/outpost-edge/outpost/bridge"
 	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/storage"
 )
@@ -149,7 +150,7 @@ func fillKafkaQueue(b *testing.B, path string, n int) {
 // baselineProduce sends n records from memory with the bridge's producer
 // settings and returns how long they took to be acknowledged.
 func baselineProduce(b *testing.B, brokers []string, n int, codec string) time.Duration {
-	comp := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression()}[codec]
+	comp := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression().WithLevel(bridge.ZstdLevel)}[codec]
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(kbMaxDelay), kgo.ProducerBatchMaxBytes(kbMaxBytes), kgo.MaxBufferedRecords(2*kbMaxMessages+1),
 		kgo.ProducerBatchCompression(comp))
