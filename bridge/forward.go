@@ -70,6 +70,10 @@ func unfinished(window []inflight) int {
 	return n
 }
 
+// counter is a link that counts its deliveries not yet done, so that the
+// forwarder need not look through a window of thousands for them.
+type counter interface{ outstanding() int }
+
 // progresser is a link whose deliveries can finish out of order; progress
 // is signalled (at least once) after any of them finishes.
 type progresser interface{ progress() <-chan struct{} }
@@ -227,7 +231,12 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		if probing {
 			limit, span = 1, 1
 		}
-		busy := unfinished(window)
+		busy := 0
+		if c, ok := l.(counter); ok {
+			busy = c.outstanding()
+		} else {
+			busy = unfinished(window)
+		}
 		for busy < limit && len(window) < span {
 			clear(buf) // let go of the last batch's payloads
 			msgs, next, err := f.qb.ReadAppend(buf[:0], read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
@@ -252,14 +261,18 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 					return err
 				}
 				d, err := l.send(m)
-				if de := (*dropError)(nil); err != nil && errors.As(err, &de) {
-					f.dropped(m, de)
-					continue
-				}
-				if errors.Is(err, errLinkLost) {
-					return lost()
-				}
 				if err != nil {
+					// (de is declared here: taking its address moves
+					// it to the heap, once per message if it were
+					// declared for every send.)
+					var de *dropError
+					if errors.As(err, &de) {
+						f.dropped(m, de)
+						continue
+					}
+					if errors.Is(err, errLinkLost) {
+						return lost()
+					}
 					return err
 				}
 				w := inflight{seq: m.Seq, d: d}

@@ -420,6 +420,7 @@ type kafkaLink struct {
 
 	flushing atomic.Bool
 	progCh   chan struct{} // see progress
+	pending  atomic.Int64  // records produced whose promise has not been called
 
 	lostCh chan struct{}
 	mu     sync.Mutex
@@ -494,6 +495,7 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	out.serial = serial
 	rec.Context = &d.ctx
+	l.pending.Add(1)
 	l.cl.Produce(l.ctx, rec, promise)
 	if serial {
 		select {
@@ -535,6 +537,7 @@ func (o *kafkaOut) settle(err error) {
 	d := o.d
 	d.ctx.out = nil
 	d.finish(o.l.outcome(o.seq, err, o.serial))
+	o.l.pending.Add(-1)
 	select {
 	case o.l.progCh <- struct{}{}:
 	default:
@@ -569,6 +572,8 @@ func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
 	b.mappings.add(r, topic, mp)
 	return mp
 }
+
+func (l *kafkaLink) outstanding() int { return int(l.pending.Load()) }
 
 // progress is signalled when records finish: partitions finish out of
 // order, and the forwarder may send more before the oldest is done.

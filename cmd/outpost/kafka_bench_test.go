@@ -90,6 +90,10 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	took := time.Since(start)
 	peak := readStatusMiB(b, p, "VmHWM")
 	end := readRSS(b, p)
+	cpu, err := procCPU(p.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
 	stopClean(b, p)
 	if got := produced("telemetry"); got != int64(n) {
 		b.Fatalf("%d records produced for %d messages", got, n)
@@ -103,8 +107,10 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	b.ReportMetric(idle.rss, "idle-rss-MiB")
 	b.ReportMetric(peak, "peak-rss-MiB")
 	b.ReportMetric(peak/idle.rss, "peak/idle")
+	b.ReportMetric(float64(cpu/time.Microsecond)/float64(n), "outpost-cpu-µs/msg")
 	b.Logf("%s, %d messages: drain %.0f msgs/s (%s), baseline %.0f msgs/s (%s), %.2fx; RSS MiB (anon+file) idle %s, after %s, peak (VmHWM) %.1f, peak/idle %.2f",
 		codec, n, rate, took.Round(time.Millisecond), baseRate, base.Round(time.Millisecond), rate/baseRate, idle, end, peak, peak/idle.rss)
+	b.Logf("outpost used %v of CPU (user+system, startup included): %.2f µs per message", cpu.Round(time.Millisecond), float64(cpu/time.Microsecond)/float64(n))
 }
 
 // benchRecord is message i as outpost produces it, for the baseline.
