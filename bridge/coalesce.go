@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -13,8 +14,12 @@ import (
 // bytes wait; a writer beyond that blocks until they are sent) and returns;
 // a failed send closes the connection, so that paho's reader sees the loss
 // at once, and fails every later Write.
+//
+// Reads are buffered too: paho reads each packet's fixed header a byte at
+// a time, three system calls for every PUBACK of a drain.
 type coalescer struct {
 	net.Conn
+	r       *bufio.Reader // only paho's reader goroutine reads
 	mu      sync.Mutex
 	sent    sync.Cond // signalled when a send has finished
 	buf     []byte
@@ -28,11 +33,13 @@ type coalescer struct {
 const coalesceMax = 64 << 10
 
 func newCoalescer(c net.Conn) *coalescer {
-	w := &coalescer{Conn: c, kick: make(chan struct{}, 1), closing: make(chan struct{}), stopped: make(chan struct{})}
+	w := &coalescer{Conn: c, r: bufio.NewReader(c), kick: make(chan struct{}, 1), closing: make(chan struct{}), stopped: make(chan struct{})}
 	w.sent.L = &w.mu
 	go w.sender()
 	return w
 }
+
+func (w *coalescer) Read(p []byte) (int, error) { return w.r.Read(p) }
 
 func (w *coalescer) Write(p []byte) (int, error) {
 	w.mu.Lock()

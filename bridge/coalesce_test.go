@@ -71,3 +71,49 @@ func TestCoalescerReportsLoss(t *testing.T) {
 		t.Fatal("the connection is still readable after a failed send")
 	}
 }
+
+// readCounter counts the reads made on a connection.
+type readCounter struct {
+	net.Conn
+	n int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) { c.n++; return c.Conn.Read(p) }
+
+// TestCoalescerBuffersReads: packets read a few bytes at a time, as paho
+// reads PUBACKs, come whole and in order from a few reads of the socket.
+func TestCoalescerBuffersReads(t *testing.T) {
+	c, s := tcpPair(t)
+	rc := &readCounter{Conn: c}
+	w := newCoalescer(rc)
+	defer w.Close()
+	const packets = 1000
+	var sent bytes.Buffer
+	for i := range packets {
+		sent.Write([]byte{0x40, 2, byte(i >> 8), byte(i)}) // PUBACK, packet id i
+	}
+	go s.Write(sent.Bytes())
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range packets {
+		var h [2]byte
+		if _, err := io.ReadFull(w, h[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(w, h[1:]); err != nil {
+			t.Fatal(err)
+		}
+		id := make([]byte, h[1])
+		if _, err := io.ReadFull(w, id); err != nil {
+			t.Fatal(err)
+		}
+		if h != [2]byte{0x40, 2} || int(id[0])<<8|int(id[1]) != i {
+			t.Fatalf("packet %d read as %x %x", i, h, id)
+		}
+	}
+	// 3,000 reads by the packet reader; the socket is read once per
+	// arrival, a handful of times for 4,000 bytes sent at once.
+	if rc.n > packets/10 {
+		t.Fatalf("%d reads of the socket for %d packets read a byte at a time", rc.n, packets)
+	}
+	t.Logf("%d packets, %d reads of the socket", packets, rc.n)
+}
