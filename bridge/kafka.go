@@ -573,6 +573,8 @@ func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
 	return mp
 }
 
+// outstanding is how many records are produced and not yet settled (see
+// counter).
 func (l *kafkaLink) outstanding() int { return int(l.pending.Load()) }
 
 // progress is signalled when records finish: partitions finish out of
