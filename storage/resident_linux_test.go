@@ -70,7 +70,7 @@ func TestAckKeepsMapSmall(t *testing.T) {
 		t.Fatalf("%d messages left after acking all", st.Messages)
 	}
 	// A shed every 1024 records leaves a few hundred kB at a time; the
-	// file is 25 MiB or so.
+	// file is over 40 MiB.
 	if file := fi.Size() >> 10; top.Load() > file/8 {
 		t.Fatalf("up to %d kB of the %d kB queue file resident during the Ack", top.Load(), file)
 	}
