@@ -574,7 +574,9 @@ func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
 }
 
 // outstanding is how many records are produced and not yet settled (see
-// counter).
+// counter). Not franz-go's BufferedProduceRecords: that count drops only
+// after the promise has returned, so a forwarder woken by the promise's
+// progress signal would read it one too high.
 func (l *kafkaLink) outstanding() int { return int(l.pending.Load()) }
 
 // progress is signalled when records finish: partitions finish out of

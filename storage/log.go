@@ -288,7 +288,7 @@ func (b *Bridge) Ack(seq uint64) error {
 				break
 			}
 			if n++; n%shedEvery == 0 {
-				b.q.shed()
+				b.q.shed(tx)
 			}
 			if codec.Verify(v) != nil {
 				continue // Read drops it
@@ -305,7 +305,7 @@ func (b *Bridge) Ack(seq uint64) error {
 				st.bytes -= uint64(len(k) + len(v))
 			}
 		}
-		return release(tx, st, from, seq, b.q.shed)
+		return b.q.release(tx, st, from, seq)
 	})
 }
 

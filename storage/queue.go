@@ -104,10 +104,9 @@ type Queue struct {
 
 	readOnly bool
 
-	wmu    sync.Mutex    // serialises write transactions with their state update
-	lease  uint64        // guarded by wmu
-	mapped int64         // the file's size as of the last commit; guarded by wmu
-	used   chan struct{} // see touched
+	wmu   sync.Mutex    // serialises write transactions with their state update
+	lease uint64        // guarded by wmu
+	used  chan struct{} // see touched
 
 	mu       sync.Mutex // guards the fields below
 	st       state      // as of the last committed transaction
@@ -234,7 +233,6 @@ func (q *Queue) load() (err error) {
 	}
 	var st state
 	err = db.Update(func(tx *bolt.Tx) error {
-		q.mapped = tx.Size() // before any commit, so that shed works here too
 		lc := newLogCursor(tx)
 		mb, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
@@ -256,7 +254,7 @@ func (q *Queue) load() (err error) {
 			// design; a power cut on a flash card may not, so check the
 			// whole file once now rather than panic later. The check
 			// reads every page: they are let go of as it goes.
-			stop := q.shedWhile()
+			stop := q.shedWhile(tx)
 			for cerr := range tx.Check() {
 				stop()
 				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
@@ -279,7 +277,7 @@ func (q *Queue) load() (err error) {
 		if freed {
 			// The freed bridge may have been all that kept records that
 			// are done in segments the others have passed.
-			if err := release(tx, &st, 0, st.seq, q.shed); err != nil {
+			if err := q.release(tx, &st, 0, st.seq); err != nil {
 				return err
 			}
 		}
@@ -289,6 +287,10 @@ func (q *Queue) load() (err error) {
 	if err != nil {
 		return fail(fmt.Errorf("opening queue: %w", err))
 	}
+	// What the open read (all of the file, after an unclean stop) is let
+	// go of now: an idle queue may see no transaction, and so no release,
+	// for hours.
+	db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
 	q.st = st
 	if err := q.extendLease(st.seq); err != nil {
 		return fail(err)
@@ -382,12 +384,6 @@ func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
 	if err != nil {
 		return err
 	}
-	// The commit may have grown the file: the pages it wrote are read by
-	// the next transaction.
-	q.db.View(func(tx *bolt.Tx) error {
-		q.mapped = tx.Size()
-		return nil
-	})
 	q.touched()
 	q.mu.Lock()
 	advanced := st.seq != q.st.seq
@@ -536,8 +532,7 @@ func OpenReadOnly(path string, opts Options) (*Queue, error) {
 // wrote, and each fault maps a run of them; reading a backlog to forward it
 // does the same, at tens of MiB per second. After a transaction, at most
 // every releaseEvery, the map's pages are released (they stay in the page
-// cache); an idle queue costs nothing, not even a wakeup. wmu is held, so
-// no transaction can remap the file.
+// cache); an idle queue costs nothing, not even a wakeup.
 func (q *Queue) releaser() {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -547,9 +542,7 @@ func (q *Queue) releaser() {
 		case <-q.closing:
 			return
 		}
-		q.wmu.Lock()
-		q.shed()
-		q.wmu.Unlock()
+		q.db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
 		t.Reset(releaseEvery)
 		select {
 		case <-t.C:
@@ -562,22 +555,24 @@ func (q *Queue) releaser() {
 // releaseEvery spaces the releaser's passes.
 const releaseEvery = 10 * time.Millisecond
 
-// shed releases the map's pages in the middle of a write transaction that
-// reads many of them (an Ack over a drained backlog reads every record it
-// passes, and deleting a segment reads each of its pages): the releaser
-// runs only after the commit, and by then a quarter second of draining has
-// made megabytes resident. Called with wmu held, so the map cannot move.
-func (q *Queue) shed() {
-	if q.mapped > 0 {
-		dropResident(q.db.Info().Data, int(q.mapped))
-	}
+// shed releases the map's pages, up to the file's size as tx sees it (the
+// pages the last commit wrote included). The releaser calls it after
+// transactions; a write transaction that reads many pages calls it as it
+// goes (an Ack over a drained backlog reads every record it passes, and
+// deleting a segment reads each of its pages), since by its commit a
+// quarter second of draining would have made megabytes resident. While tx
+// is open the map cannot move.
+func (q *Queue) shed(tx *bolt.Tx) {
+	dropResident(q.db.Info().Data, int(tx.Size()))
 }
 
 // shedWhile sheds every releaseEvery, from another goroutine, until stop is
-// called; for a long read that cannot call shed itself. Pages are released
-// under a reader safely: the map is read-only, and they fault back in from
-// the page cache.
-func (q *Queue) shedWhile() (stop func()) {
+// called; for a long read in tx that cannot call shed itself (a full check
+// from a flash card takes seconds).
+// Pages are released under a reader safely: the map is read-only, and they
+// fault back in from the page cache.
+func (q *Queue) shedWhile(tx *bolt.Tx) (stop func()) {
+	data, size := q.db.Info().Data, int(tx.Size())
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -586,7 +581,7 @@ func (q *Queue) shedWhile() (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				q.shed()
+				dropResident(data, size)
 			case <-done:
 				return
 			}

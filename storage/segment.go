@@ -192,9 +192,9 @@ func deleteRecords(tx *bolt.Tx, keys [][]byte) error {
 // release deletes what the log no longer needs once a bridge's position
 // has moved from from to to: each segment it has passed whose records are
 // all done goes whole; in one still needed by a bridge behind, the dead
-// records go one by one. shed is called after each segment it reads, to
-// let go of the map's pages (see Queue.shed).
-func release(tx *bolt.Tx, st *state, from, to uint64, shed func()) error {
+// records go one by one. The map's pages are shed after each segment it
+// reads.
+func (q *Queue) release(tx *bolt.Tx, st *state, from, to uint64) error {
 	var whole, dead [][]byte
 	c := tx.Cursor()
 	last := string(segKey(to))
@@ -226,7 +226,7 @@ func release(tx *bolt.Tx, st *state, from, to uint64, shed func()) error {
 			}
 			return nil
 		})
-		shed()
+		q.shed(tx)
 		if all {
 			dead = dead[:some]
 			whole = append(whole, sk)
@@ -237,7 +237,7 @@ func release(tx *bolt.Tx, st *state, from, to uint64, shed func()) error {
 		if err := tx.DeleteBucket(sk); err != nil {
 			return err
 		}
-		shed()
+		q.shed(tx)
 	}
 	return deleteRecords(tx, dead)
 }
