@@ -78,9 +78,15 @@ type counter interface{ outstanding() int }
 // is signalled (at least once) after any of them finishes.
 type progresser interface{ progress() <-chan struct{} }
 
-// flusher is a link that holds messages back to fill batches (Kafka's
-// linger); flush sends what it holds at once.
-type flusher interface{ flush() }
+// batcher is a link that gathers the messages it is sent into batches
+// (Kafka's). The forwarder calls push after each round of sending: the
+// link hands on what it gathered, at once when full (nothing more can be
+// sent until acknowledgements return), or else to wait up to
+// batch.max_delay for more. A batcher's window is refilled only when there
+// is room for a whole batch (max_messages): refilled a few messages at a
+// time, as acknowledgements trickle back, it would send many small
+// batches.
+type batcher interface{ push(full bool) }
 
 // Stats are a bridge's counters, for the metrics endpoint.
 type Stats struct {
@@ -227,9 +233,13 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		// while probing. An upstream that finishes out of order (Kafka's
 		// partitions) leaves done messages behind an unfinished one; they
 		// stay in the window, which holds at most four times the limit.
-		limit, span := 2*f.maxMessages, 8*f.maxMessages
+		limit, span, refill := 2*f.maxMessages, 8*f.maxMessages, 1
 		if probing {
 			limit, span = 1, 1
+		}
+		bl, batching := l.(batcher)
+		if batching && !probing {
+			refill = f.maxMessages
 		}
 		busy := 0
 		if c, ok := l.(counter); ok {
@@ -237,7 +247,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		} else {
 			busy = unfinished(window)
 		}
-		for busy < limit && len(window) < span {
+		for busy <= limit-refill && len(window) < span {
 			clear(buf) // let go of the last batch's payloads
 			msgs, next, err := f.qb.ReadAppend(buf[:0], read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
 			if err != nil {
@@ -287,6 +297,10 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			}
 			read = next
 		}
+		full := busy > limit-refill || len(window) >= span
+		if batching {
+			bl.push(full)
+		}
 		if len(window) == 0 {
 			// Everything read is done: record it, including records
 			// skipped as not for this bridge, then wait for more.
@@ -307,13 +321,8 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		// room in the window, a new commit is sent at once too (a live
 		// message must not wait for an upstream round trip).
 		var progress <-chan struct{}
-		if busy >= limit || len(window) >= span {
+		if full {
 			changed = nil
-			// Nothing more can be sent until messages are done: a link
-			// that lingers to fill batches must send what it has now.
-			if fl, ok := l.(flusher); ok {
-				fl.flush()
-			}
 			if p, ok := l.(progresser); ok && len(window) < span {
 				progress = p.progress()
 			}

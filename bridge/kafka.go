@@ -76,6 +76,10 @@ const (
 // time, each alone in its batch with nothing else in flight. A message that
 // fails alone is dropped; the others go through.
 //
+// Batching: a backlog is handed to franz-go max_messages records at a
+// time and sent at once (see kafkaLink.push); live messages linger up to
+// max_delay to fill a batch.
+//
 // Order: the record key comes from the route; franz-go's default
 // partitioner puts every record of a key on one partition, and the
 // idempotent producer (at most 5 requests in flight per broker, sequence
@@ -184,11 +188,13 @@ func (b *Kafka) session(ctx context.Context) (isolate bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	cl, err := kgo.NewClient(o...)
+	l := &kafkaLink{b: b, lostCh: make(chan struct{}), progCh: make(chan struct{}, 1), batchSize: b.fw.maxMessages}
+	cl, err := kgo.NewClient(append(o, kgo.WithHooks(l))...)
 	if err != nil {
 		return false, fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
+	l.cl = cl
 	pctx, cancel := context.WithTimeout(ctx, kafkaConnectTimeout)
 	err = cl.Ping(pctx)
 	cancel()
@@ -204,8 +210,11 @@ func (b *Kafka) session(ctx context.Context) (isolate bool, err error) {
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	l := &kafkaLink{b: b, cl: cl, lostCh: make(chan struct{}), progCh: make(chan struct{}, 1), serialLo: serialLo, serialHi: serialHi}
+	l.serialLo, l.serialHi = serialLo, serialHi
 	l.ctx, l.cancel = context.WithCancel(sctx)
+	now, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	l.now = now
 	defer l.cancel()
 	b.c.up.Store(true)
 	b.log.Info("upstream connected", "brokers", strings.Join(b.cfg.Brokers, ","), "pending", b.opts.Queue.Pending())
@@ -418,9 +427,20 @@ type kafkaLink struct {
 
 	serialLo, serialHi uint64 // from the session before; read-only here
 
-	flushing atomic.Bool
-	progCh   chan struct{} // see progress
-	pending  atomic.Int64  // records produced whose promise has not been called
+	progCh  chan struct{} // see progress
+	pending atomic.Int64  // records sent whose promise has not been called
+
+	// Records are gathered here (see push) and handed to franz-go a batch
+	// at a time. Handed one at a time, as the forwarder reads them, they
+	// would not fill batches: franz-go sends whatever it holds as soon as
+	// a broker can take a request, without lingering, while it is told to
+	// flush.
+	staged    []*kafkaOut
+	batchSize int             // batch.max_messages: staged records are handed on at this many
+	lingering bool            // records were handed on to linger, and not sent at once since
+	now       context.Context // canceled: Flush with it sends what is buffered, and returns
+	sends     atomic.Uint64   // how many times records were sent at once (see OnProduceRecordPartitioned)
+	resend    atomic.Bool     // a send for records partitioned late is under way
 
 	lostCh chan struct{}
 	mu     sync.Mutex
@@ -486,25 +506,91 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
 	}
 	serial := l.serialHi != 0 && m.Seq >= l.serialLo && m.Seq <= l.serialHi
+	out.serial = serial
+	rec.Context = &d.ctx
 	if serial {
 		// Alone: nothing else buffered or in flight, so that a failure
 		// can only be this record's.
+		l.hand(true)
 		if err := l.cl.Flush(l.ctx); err != nil {
 			return nil, fmt.Errorf("waiting for records in flight: %w", err)
 		}
-	}
-	out.serial = serial
-	rec.Context = &d.ctx
-	l.pending.Add(1)
-	l.cl.Produce(l.ctx, rec, promise)
-	if serial {
+		l.pending.Add(1)
+		l.cl.Produce(l.ctx, rec, promise)
 		select {
 		case <-d.Done():
 		case <-l.lostCh:
 		case <-l.ctx.Done():
 		}
+		return d, nil
+	}
+	l.pending.Add(1)
+	l.staged = append(l.staged, out)
+	if len(l.staged) >= l.batchSize {
+		l.hand(true)
 	}
 	return d, nil
+}
+
+// push hands franz-go the records gathered since the last push (see
+// batcher). When full, it sends them, and any still lingering, at once;
+// otherwise they linger for batch.max_delay, for more to fill their
+// batches.
+func (l *kafkaLink) push(full bool) {
+	if len(l.staged) > 0 || full && l.lingering {
+		l.hand(full)
+	}
+}
+
+// hand produces the staged records, in order, and sends them at once if
+// now is set.
+func (l *kafkaLink) hand(now bool) {
+	send := l.sends.Load() + 1 // the send that takes them, if now
+	for i, o := range l.staged {
+		o.now, o.send = now, send
+		l.cl.Produce(l.ctx, &o.rec, promise) // o may be back in outPool once this returns
+		l.staged[i] = nil
+	}
+	l.staged = l.staged[:0]
+	if !now {
+		l.lingering = true
+		return
+	}
+	l.sendNow()
+	l.lingering = false
+}
+
+// sendNow sends what franz-go holds at once. Flush with a canceled context
+// ends every linger, so that each broker's next request takes all that is
+// buffered, and returns at once. (Flush until done would keep franz-go
+// flushing: it would send each record as soon as it is produced, in
+// batches of a few.) The count goes up first: a record partitioned after
+// it is counted may have missed this send (see OnProduceRecordPartitioned).
+func (l *kafkaLink) sendNow() {
+	l.sends.Add(1)
+	l.cl.Flush(l.now)
+}
+
+// OnProduceRecordPartitioned is franz-go's hook, called once a record is
+// in its partition's buffer. A record of a topic whose metadata franz-go
+// has not loaded yet (the first of each topic in a session) waits for it,
+// and is buffered only after the send meant to take it; there it would
+// linger for batch.max_delay. Such a record is sent on its own send, made
+// apart: the hook must not block.
+func (l *kafkaLink) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
+	oc, ok := r.Context.(*outCtx)
+	if !ok || oc.out == nil {
+		return
+	}
+	if o := oc.out; !o.now || l.sends.Load() < o.send {
+		return // lingers by design, or the send it waits for is still to come
+	}
+	if l.resend.CompareAndSwap(false, true) {
+		go func() {
+			l.resend.Store(false) // records partitioned from now on make another
+			l.sendNow()
+		}()
+	}
 }
 
 // kafkaOut is one message on its way to Kafka: the record, its headers and
@@ -518,6 +604,8 @@ type kafkaOut struct {
 	d      *kafkaDelivery
 	seq    uint64
 	serial bool
+	now    bool // handed on to be sent at once, by send number send (see hand)
+	send   uint64
 	l      *kafkaLink
 }
 
@@ -582,18 +670,6 @@ func (l *kafkaLink) outstanding() int { return int(l.pending.Load()) }
 // progress is signalled when records finish: partitions finish out of
 // order, and the forwarder may send more before the oldest is done.
 func (l *kafkaLink) progress() <-chan struct{} { return l.progCh }
-
-// flush is called when the forwarder's window is full: nothing more comes
-// to fill the batches until acks return, so they are sent now rather than
-// lingering for batch.max_delay.
-func (l *kafkaLink) flush() {
-	if !l.flushing.Swap(true) {
-		go func() {
-			l.cl.Flush(l.ctx)
-			l.flushing.Store(false)
-		}()
-	}
-}
 
 // outcome decides what a record's result means: nil (written), a drop, or
 // an error that ends the session so that the record is sent again.

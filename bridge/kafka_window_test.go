@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"slices"
 	"strconv"
 	"sync"
@@ -140,6 +141,58 @@ func TestKafkaSlowPartitionDoesNotStallOthers(t *testing.T) {
 	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), topic, n, 30*time.Second)
 	seqs, _ := checkRecords(t, recs, sensors, true, false)
 	if len(seqs) != n || len(recs) != n {
+		t.Fatalf("%d records, %d distinct messages; want %d", len(recs), len(seqs), n)
+	}
+}
+
+// TestKafkaDrainSendsFullBatches: a backlog goes to the cluster in batches
+// of max_messages, each sent as soon as it is gathered, not as records
+// trickle back into the window, and not after max_delay (a minute here:
+// the drain must not wait for it). Each batch of 1,000 records spread over
+// 4 partitions on 3 brokers takes at most 3 produce requests.
+func TestKafkaDrainSendsFullBatches(t *testing.T) {
+	const n, sensors, maxMessages, parts, topic = 20 * 1000, 8, 1000, 4, "telemetry"
+	c := bridgetest.NewKafka(t, 3, kfake.SeedTopics(parts, topic))
+	var reqs, batches, records atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		reqs.Add(1)
+		for _, tp := range kr.(*kmsg.ProduceRequest).Topics {
+			for _, p := range tp.Partitions {
+				// A v2 record batch: NumRecords is the int32 at byte 57.
+				if len(p.Records) < 61 {
+					t.Errorf("a produce request's batch is %d bytes", len(p.Records))
+					continue
+				}
+				batches.Add(1)
+				records.Add(int64(binary.BigEndian.Uint32(p.Records[57:61])))
+			}
+		}
+		return nil, nil, false
+	})
+
+	q, qb := kafkaQueue(t)
+	kafkaEnqueue(t, q, 0, n, sensorMsg(sensors))
+	b := runKafka(t, Options{
+		Config: kafkaBridgeConfig(t, c.ListenAddrs(), `  - name: lake
+    kafka: {brokers: %s}
+    forward:
+      - {from: "sensors/#", topic: "telemetry", key: "{gateway_id}/{2}"}
+    batch: {max_messages: 1000, max_bytes: 1MiB, max_delay: 1m}
+`),
+		GatewayID: kafkaGateway, Queue: qb,
+	})
+	kafkaWait(t, 30*time.Second, "the drain", func() bool { s := b.Stats(); return s.Forwarded == n && s.Pending == 0 })
+	if got := records.Load(); got != n {
+		t.Fatalf("the cluster took %d records in produce requests; want %d", got, n)
+	}
+	const most = n / maxMessages * 3
+	t.Logf("%d produce requests, %d partition batches, %.0f records per batch", reqs.Load(), batches.Load(), float64(n)/float64(batches.Load()))
+	if r := reqs.Load(); r > most {
+		t.Fatalf("%d produce requests for %d records in batches of %d over 3 brokers; want at most %d", r, n, maxMessages, most)
+	}
+	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), topic, n, 30*time.Second)
+	if seqs, _ := checkRecords(t, recs, sensors, true, false); len(seqs) != n || len(recs) != n {
 		t.Fatalf("%d records, %d distinct messages; want %d", len(recs), len(seqs), n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/outpost-edge/outpost/bridge"
 	"github.com/outpost-edge/outpost/bridge/bridgetest"
@@ -38,7 +39,11 @@ const (
 // The queue is filled with the storage package before outpost starts; the
 // cluster starts after outpost's idle RSS is read (the bridge cannot reach
 // it until then). Drain time runs from the first record the cluster takes
-// to the last. Peak RSS is VmHWM of /proc/<pid>/status.
+// to the last. Peak RSS is VmHWM of /proc/<pid>/status. It also prints the
+// produce requests the cluster received and how many records a partition's
+// batch held on average, and the CPU used per message: by outpost, by the
+// cluster during the drain, and by the cluster and the baseline producer
+// together (one process).
 func BenchmarkKafkaDrain(b *testing.B) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		b.Skip("needs /proc/<pid>/status")
@@ -66,6 +71,17 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	idle := readRSS(b, p)
 
 	c := bridgetest.NewKafka(b, 3, kfake.Ports(ports...), kfake.SeedTopics(kbKeys, "telemetry", "baseline"), kfake.BlackholeProduce())
+	// Produce requests and partition batches, of the drain and then of the
+	// baseline (requests name topics by ID).
+	var reqs, batches atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		reqs.Add(1)
+		for _, t := range kr.(*kmsg.ProduceRequest).Topics {
+			batches.Add(int64(len(t.Partitions)))
+		}
+		return nil, nil, false
+	})
 	produced := func(topic string) int64 {
 		var sum int64
 		for _, pi := range c.PartitionInfos(topic) {
@@ -81,6 +97,7 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
+	cpu0, self0 := cpuOf(b, p.cmd.Process.Pid), cpuOf(b, os.Getpid())
 	for produced("telemetry") < int64(n) {
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d produced:\n%s", produced("telemetry"), n, p.logs)
@@ -90,16 +107,15 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	took := time.Since(start)
 	peak := readStatusMiB(b, p, "VmHWM")
 	end := readRSS(b, p)
-	cpu, err := procCPU(p.cmd.Process.Pid)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cpu, self := cpuOf(b, p.cmd.Process.Pid), cpuOf(b, os.Getpid())
 	stopClean(b, p)
 	if got := produced("telemetry"); got != int64(n) {
 		b.Fatalf("%d records produced for %d messages", got, n)
 	}
 
-	base := baselineProduce(b, c.ListenAddrs(), n, codec)
+	dr, db := reqs.Swap(0), batches.Swap(0)
+	base, baseCPU := baselineProduce(b, c.ListenAddrs(), n, codec)
+	br, bb := reqs.Load(), batches.Load()
 	rate, baseRate := float64(n)/took.Seconds(), float64(n)/base.Seconds()
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(baseRate, "baseline-msgs/s")
@@ -110,7 +126,9 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	b.ReportMetric(float64(cpu/time.Microsecond)/float64(n), "outpost-cpu-µs/msg")
 	b.Logf("%s, %d messages: drain %.0f msgs/s (%s), baseline %.0f msgs/s (%s), %.2fx; RSS MiB (anon+file) idle %s, after %s, peak (VmHWM) %.1f, peak/idle %.2f",
 		codec, n, rate, took.Round(time.Millisecond), baseRate, base.Round(time.Millisecond), rate/baseRate, idle, end, peak, peak/idle.rss)
-	b.Logf("outpost used %v of CPU (user+system, startup included): %.2f µs per message", cpu.Round(time.Millisecond), float64(cpu/time.Microsecond)/float64(n))
+	b.Logf("produce requests: drain %d (%.0f records per partition batch), baseline %d (%.0f)", dr, float64(n)/float64(db), br, float64(n)/float64(bb))
+	b.Logf("outpost used %v of CPU (user+system, startup included): %.2f µs per message, %.2f during the drain; the cluster %.2f µs per message during the drain, and the cluster with the baseline producer %.2f",
+		cpu.Round(time.Millisecond), perMsg(cpu, n), perMsg(cpu-cpu0, n), perMsg(self-self0, n), perMsg(baseCPU, n))
 }
 
 // benchRecord is message i as outpost produces it, for the baseline.
@@ -154,8 +172,9 @@ func fillKafkaQueue(b *testing.B, path string, n int) {
 }
 
 // baselineProduce sends n records from memory with the bridge's producer
-// settings and returns how long they took to be acknowledged.
-func baselineProduce(b *testing.B, brokers []string, n int, codec string) time.Duration {
+// settings and returns how long they took to be acknowledged, and the CPU
+// this process (the producer and the cluster) used meanwhile.
+func baselineProduce(b *testing.B, brokers []string, n int, codec string) (took, cpu time.Duration) {
 	comp := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression().WithLevel(bridge.ZstdLevel)}[codec]
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(kbMaxDelay), kgo.ProducerBatchMaxBytes(kbMaxBytes), kgo.MaxBufferedRecords(2*kbMaxMessages+1),
@@ -173,6 +192,7 @@ func baselineProduce(b *testing.B, brokers []string, n int, codec string) time.D
 		recs[i] = benchRecord(i, payload)
 	}
 	var failed atomic.Pointer[error]
+	cpu0 := cpuOf(b, os.Getpid())
 	start := time.Now()
 	for _, r := range recs {
 		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
@@ -184,12 +204,24 @@ func baselineProduce(b *testing.B, brokers []string, n int, codec string) time.D
 	if err := cl.Flush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	took := time.Since(start)
+	took, cpu = time.Since(start), cpuOf(b, os.Getpid())
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	return took
+	return took, cpu - cpu0
 }
+
+// cpuOf is the CPU time process pid has used.
+func cpuOf(b *testing.B, pid int) time.Duration {
+	d, err := procCPU(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// perMsg is d per message, in µs.
+func perMsg(d time.Duration, n int) float64 { return float64(d/time.Nanosecond) / 1e3 / float64(n) }
 
 // readStatusMiB reads one kB field of /proc/<pid>/status, in MiB.
 func readStatusMiB(tb testing.TB, p *proc, field string) float64 {
