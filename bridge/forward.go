@@ -70,6 +70,10 @@ func unfinished(window []inflight) int {
 	return n
 }
 
+// copier is a link whose send copies what it keeps of a message: the
+// payloads of one read are reused for the next.
+type copier interface{ copies() }
+
 // counter is a link that counts its deliveries not yet done, so that the
 // forwarder need not look through a window of thousands for them.
 type counter interface{ outstanding() int }
@@ -185,7 +189,8 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	read := acked
 	window := make([]inflight, 0, 2*f.maxMessages)
 	var buf []storage.Message // each Read's, reused
-	done := acked             // last seq whose delivery, and every one before it, is done
+	_, copying := l.(copier)
+	done := acked // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
 	// Positions are recorded by a goroutine of their own: the commit and
 	// its fsync overlap with sending, and requests made meanwhile are
@@ -248,7 +253,9 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 			busy = unfinished(window)
 		}
 		for busy <= limit-refill && len(window) < span {
-			clear(buf) // let go of the last batch's payloads
+			if !copying {
+				clear(buf) // let go of the last batch's payloads
+			}
 			msgs, next, err := f.qb.ReadAppend(buf[:0], read, min(f.maxMessages, limit-busy, span-len(window)), f.maxBytes)
 			if err != nil {
 				return fmt.Errorf("reading queue: %w", err)

@@ -439,6 +439,7 @@ type kafkaLink struct {
 	batchSize int             // batch.max_messages: staged records are handed on at this many
 	lingering bool            // records were handed on to linger, and not sent at once since
 	now       context.Context // canceled: Flush with it sends what is buffered, and returns
+	stamps    stamper         // send's
 	sends     atomic.Uint64   // how many times records were sent at once (see OnProduceRecordPartitioned)
 	resend    atomic.Bool     // a send for records partitioned late is under way
 
@@ -501,7 +502,7 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	out := outPool.Get().(*kafkaOut)
 	out.seq, out.l, out.d = m.Seq, l, d
 	d.ctx.out = out
-	rec := out.record(mp, b.gatewayID, m)
+	rec := out.record(mp, b.gatewayID, m, &l.stamps)
 	if n := recordBatchSize(rec); n > int(b.maxBatch) {
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
 	}
@@ -601,6 +602,7 @@ type kafkaOut struct {
 	rec    kgo.Record
 	hs     [5]kgo.RecordHeader
 	buf    [48]byte // mqtt_qos, seq, received_at
+	val    []byte   // the value: a copy of the payload, kept with o when small
 	d      *kafkaDelivery
 	seq    uint64
 	serial bool
@@ -631,7 +633,11 @@ func (o *kafkaOut) settle(err error) {
 	default:
 	}
 	// franz-go is done with the record once its promise is called.
-	*o = kafkaOut{}
+	val := o.val[:0]
+	if cap(val) > storage.ReuseMax {
+		val = nil
+	}
+	*o = kafkaOut{val: val}
 	outPool.Put(o)
 }
 
@@ -660,6 +666,9 @@ func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
 	b.mappings.add(r, topic, mp)
 	return mp
 }
+
+// copies: send copies the payload into the record (see copier).
+func (l *kafkaLink) copies() {}
 
 // outstanding is how many records are produced and not yet settled (see
 // counter). Not franz-go's BufferedProduceRecords: that count drops only
@@ -704,11 +713,11 @@ func (l *kafkaLink) outcome(seq uint64, err error, alone bool) error {
 // route, headers for consumers that de-duplicate and trace. The values of
 // the headers that differ per message live in o.buf; the others are the
 // mapping's, shared by every message of the topic.
-func (o *kafkaOut) record(mp *kafkaMapping, gatewayID []byte, m *storage.Message) *kgo.Record {
+func (o *kafkaOut) record(mp *kafkaMapping, gatewayID []byte, m *storage.Message, st *stamper) *kgo.Record {
 	buf := append(o.buf[:0], '0'+m.QoS)
 	buf = strconv.AppendUint(buf, m.Seq, 10)
 	seq := len(buf)
-	buf = appendMillisUTC(buf, m.ReceivedAt)
+	buf = st.append(buf, m.ReceivedAt)
 	o.hs = [5]kgo.RecordHeader{
 		{Key: "mqtt_topic", Value: mp.mqttTopic},
 		{Key: "mqtt_qos", Value: buf[0:1:1]},
@@ -720,8 +729,33 @@ func (o *kafkaOut) record(mp *kafkaMapping, gatewayID []byte, m *storage.Message
 	for _, p := range m.Props {
 		hs = append(hs, kgo.RecordHeader{Key: p.Key, Value: []byte(p.Value)})
 	}
-	o.rec = kgo.Record{Topic: mp.topic, Key: mp.key, Value: m.Payload, Headers: hs}
+	o.val = append(o.val[:0], m.Payload...)
+	o.rec = kgo.Record{Topic: mp.topic, Key: mp.key, Value: o.val, Headers: hs}
 	return &o.rec
+}
+
+// stamper appends received_at values. The messages of a backlog come in
+// time order, hundreds to a second: it keeps the text of the last second
+// and writes only the milliseconds for the others.
+type stamper struct {
+	sec  int64    // Unix second of text
+	text [20]byte // 2006-01-02T15:04:05.
+	set  bool
+}
+
+// append appends t as appendMillisUTC does.
+func (s *stamper) append(b []byte, t time.Time) []byte {
+	ms := t.UnixMilli()
+	sec, frac := ms/1000, ms%1000
+	if frac < 0 { // before 1970: the second below
+		sec, frac = sec-1, frac+1000
+	}
+	if !s.set || sec != s.sec {
+		s.sec, s.set = sec, true
+		copy(s.text[:], appendMillisUTC(nil, time.UnixMilli(sec*1000)))
+	}
+	b = append(b, s.text[:]...)
+	return append(b, byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), 'Z')
 }
 
 // appendMillisUTC appends t as RFC 3339 in UTC with milliseconds

@@ -542,3 +542,34 @@ func TestKafkaClusterLostMidDrain(t *testing.T) {
 		t.Fatal("Run did not return 10s after its context was canceled")
 	}
 }
+
+// TestStamperMatchesFormat: received_at as the stamper writes it is
+// time.Format's RFC 3339 in UTC with milliseconds, for times in order
+// (many to a second, the second changing), out of order, before 1970 and
+// in other zones.
+func TestStamperMatchesFormat(t *testing.T) {
+	const layout = "2006-01-02T15:04:05.000Z07:00"
+	var st stamper
+	check := func(tm time.Time) {
+		t.Helper()
+		got := string(st.append([]byte("x"), tm))
+		if want := "x" + tm.UTC().Format(layout); got != want {
+			t.Fatalf("%v: %q, want %q", tm, got, want)
+		}
+	}
+	start := time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC)
+	for i := range 5000 {
+		check(start.Add(time.Duration(i) * 997 * time.Microsecond))
+	}
+	zone := time.FixedZone("", -7*3600-1800)
+	for _, tm := range []time.Time{
+		time.UnixMilli(-1), time.UnixMilli(-999), time.UnixMilli(-1000), time.UnixMilli(-1001), time.UnixMilli(0),
+		time.Date(1969, 12, 31, 23, 59, 59, 999e6, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1e6, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), start.In(zone), start.Add(-time.Hour), start,
+	} {
+		check(tm)
+	}
+	for i := range 2000 {
+		check(time.UnixMilli(int64(i) * 7919 * 1e5 % (1 << 45)).In(zone))
+	}
+}

@@ -199,7 +199,10 @@ func (b *Bridge) Read(after uint64, max, maxBytes int) (msgs []Message, next uin
 }
 
 // ReadAppend is Read appending the messages to dst, so that a forwarder
-// reading batch after batch reuses one slice.
+// reading batch after batch reuses one slice. The payloads of the messages
+// in dst's spare capacity, those read the last time, are reused for the
+// new ones when large enough and at most ReuseMax bytes: a caller that
+// still holds them clears them first.
 func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msgs []Message, next uint64, err error) {
 	msgs, next = dst, after
 	max += len(dst)
@@ -231,7 +234,15 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 				continue
 			}
 			size += len(v)
-			payload := make([]byte, len(r.Payload)) // bbolt's bytes are the transaction's
+			var payload []byte // bbolt's bytes are the transaction's
+			if n := len(msgs); n < cap(msgs) {
+				if old := msgs[:n+1][n].Payload; cap(old) >= len(r.Payload) && cap(old) <= ReuseMax {
+					payload = old[:len(r.Payload)]
+				}
+			}
+			if payload == nil {
+				payload = make([]byte, len(r.Payload))
+			}
 			copy(payload, r.Payload)
 			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: payload,
 				QoS: r.QoS, Retain: r.Retain, ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props})
@@ -245,6 +256,10 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 	}
 	return msgs, next, err
 }
+
+// ReuseMax is the largest payload buffer ReadAppend reuses: reused ones
+// stay with the slice, one per message of a batch.
+const ReuseMax = 4 << 10
 
 // topicCache hands out one string per topic, for the few topics a gateway's
 // sensors publish to; it forgets them all once it holds too many.

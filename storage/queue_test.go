@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,6 +323,43 @@ func TestReadKeepsOnlyItsBytes(t *testing.T) {
 	runtime.ReadMemStats(&m1)
 	if per := (m1.TotalAlloc - m0.TotalAlloc) / 10; per > 16<<10 {
 		t.Fatalf("reading one message allocates %d bytes", per)
+	}
+}
+
+// TestReadAppendReusesPayloads: the payloads of the messages in dst's spare
+// capacity are reused for the next read when large enough and at most
+// ReuseMax bytes; cleared ones, and bigger ones, are not.
+func TestReadAppendReusesPayloads(t *testing.T) {
+	q, _ := mustOpen(t, Options{Bridges: []string{"a"}})
+	a, _ := q.Bridge("a")
+	big := strings.Repeat("b", ReuseMax+1)
+	for _, p := range []string{"first-12", "second-1", big, "x", "y", big, "zz"} {
+		enqueue(t, q, "t", a.Mask(), p)
+	}
+	msgs, _, err := a.ReadAppend(nil, 0, 3, 1<<20)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("ReadAppend = %d messages, %v", len(msgs), err)
+	}
+	first := [3]*byte{&msgs[0].Payload[0], &msgs[1].Payload[0], &msgs[2].Payload[0]}
+	msgs, _, err = a.ReadAppend(msgs[:0], 3, 3, 1<<20)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("ReadAppend = %d messages, %v", len(msgs), err)
+	}
+	for i, want := range []string{"x", "y", big} {
+		if string(msgs[i].Payload) != want {
+			t.Fatalf("message %d: payload of %d bytes, want %d", i, len(msgs[i].Payload), len(want))
+		}
+	}
+	if &msgs[0].Payload[0] != first[0] || &msgs[1].Payload[0] != first[1] {
+		t.Fatal("the small payloads of the last read were not reused")
+	}
+	if &msgs[2].Payload[0] == first[2] {
+		t.Fatalf("a payload of %d bytes, over ReuseMax, was reused", len(big))
+	}
+	clear(msgs)
+	msgs, _, _ = a.ReadAppend(msgs[:0], 6, 3, 1<<20)
+	if len(msgs) != 1 || string(msgs[0].Payload) != "zz" || cap(msgs[0].Payload) != 2 {
+		t.Fatalf("after clear: %d messages, payload cap %d", len(msgs), cap(msgs[0].Payload))
 	}
 }
 
