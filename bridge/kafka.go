@@ -440,6 +440,7 @@ type kafkaLink struct {
 	lingering bool            // records were handed on to linger, and not sent at once since
 	now       context.Context // canceled: Flush with it sends what is buffered, and returns
 	stamps    stamper         // send's
+	slab      []kafkaDelivery // see delivery
 	sends     atomic.Uint64   // how many times records were sent at once (see OnProduceRecordPartitioned)
 	resend    atomic.Bool     // a send for records partitioned late is under way
 
@@ -498,7 +499,8 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	// out goes back to outPool in its promise: from Produce on, only d is
 	// this function's.
-	d := &kafkaDelivery{ctx: outCtx{Context: l.ctx}}
+	d := l.delivery()
+	d.ctx.Context = l.ctx
 	out := outPool.Get().(*kafkaOut)
 	out.seq, out.l, out.d = m.Seq, l, d
 	d.ctx.out = out
@@ -532,6 +534,20 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	return d, nil
 }
+
+// delivery returns a new delivery. They are allocated slabSize at a time:
+// one allocation per message would be most of what a drain allocates, and
+// so of its collection work. A slab is freed once the forwarder and
+// franz-go are done with all of its deliveries.
+func (l *kafkaLink) delivery() *kafkaDelivery {
+	if len(l.slab) == cap(l.slab) {
+		l.slab = make([]kafkaDelivery, 0, slabSize)
+	}
+	l.slab = l.slab[:len(l.slab)+1]
+	return &l.slab[len(l.slab)-1]
+}
+
+const slabSize = 256
 
 // push hands franz-go the records gathered since the last push (see
 // batcher). When full, it sends them, and any still lingering, at once;
