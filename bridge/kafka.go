@@ -97,8 +97,9 @@ type Kafka struct {
 	testOpts []kgo.Opt     // appended to the client options, for tests
 
 	gatewayID []byte // the gateway_id header's value, shared by all records
-	// mappings: each local topic's Kafka topic, key and mqtt_topic header,
-	// by route (see mappings).
+	// mappings: each local topic's Kafka topic, key and mqtt_topic header
+	// (see mapping); the route is the topic's first match, so it is not
+	// part of the key.
 	mappings mappings[*kafkaMapping]
 
 	mu sync.Mutex
@@ -483,17 +484,10 @@ func (l *kafkaLink) broken(seq uint64, err error, suspect bool) {
 
 func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	b := l.b
-	var r *configs.Route
-	for i := range b.opts.Config.Forward {
-		if route.Match(b.opts.Config.Forward[i].From, m.Topic) {
-			r = &b.opts.Config.Forward[i]
-			break
-		}
-	}
-	if r == nil {
+	mp := b.mapping(m.Topic)
+	if mp == nil {
 		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
 	}
-	mp := b.mapping(r, m.Topic)
 	if mp.invalid != nil {
 		return nil, drop(DropInvalidTopic, mp.invalid)
 	}
@@ -669,17 +663,28 @@ type kafkaMapping struct {
 	invalid   error  // the topic is not a name Kafka accepts
 }
 
-func (b *Kafka) mapping(r *configs.Route, topic string) *kafkaMapping {
-	if mp, ok := b.mappings.lookup(r, topic); ok {
+// mapping returns where a local topic goes: under the first forward route
+// that matches it, or nil when none does. It is worked out once per topic,
+// not for each of a backlog's messages.
+func (b *Kafka) mapping(topic string) *kafkaMapping {
+	if mp, ok := b.mappings.lookup(nil, topic); ok {
 		return mp
 	}
-	gw := string(b.gatewayID)
-	mp := &kafkaMapping{topic: r.TopicTemplate.Expand(topic, gw), mqttTopic: []byte(topic)}
-	if r.Key != "" {
-		mp.key = []byte(r.KeyTemplate.Expand(topic, gw))
+	var mp *kafkaMapping
+	for i := range b.opts.Config.Forward {
+		r := &b.opts.Config.Forward[i]
+		if !route.Match(r.From, topic) {
+			continue
+		}
+		gw := string(b.gatewayID)
+		mp = &kafkaMapping{topic: r.TopicTemplate.Expand(topic, gw), mqttTopic: []byte(topic)}
+		if r.Key != "" {
+			mp.key = []byte(r.KeyTemplate.Expand(topic, gw))
+		}
+		mp.invalid = validKafkaTopic(mp.topic)
+		break
 	}
-	mp.invalid = validKafkaTopic(mp.topic)
-	b.mappings.add(r, topic, mp)
+	b.mappings.add(nil, topic, mp)
 	return mp
 }
 

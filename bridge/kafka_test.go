@@ -290,10 +290,11 @@ func TestKafkaOutageThenDrain(t *testing.T) {
 // goes on: TOPIC_AUTHORIZATION_FAILED for a denied topic, MESSAGE_TOO_LARGE
 // for the batch holding one marked message (the other messages of that
 // batch and partition fail with it, and must be resent, not dropped), a
-// record over batch.max_bytes, and a topic name Kafka refuses.
+// record over batch.max_bytes, a topic name Kafka refuses, and a topic no
+// forward route matches.
 func TestKafkaProduceErrors(t *testing.T) {
 	const n, sensors = 3000, 4
-	const marked, huge, denied, invalid = 1501, 700, 900, 1200
+	const marked, huge, denied, invalid, unrouted = 1501, 700, 900, 1200, 2100
 	c := bridgetest.NewKafka(t, 3, kfake.SeedTopics(4, "telemetry", "denied"))
 	var retryable, tooLarge atomic.Int32
 	var refused sync.Map // partitions of telemetry with a batch refused as too large
@@ -346,6 +347,8 @@ func TestKafkaProduceErrors(t *testing.T) {
 			m.Topic = "denied/" + m.Topic
 		case i == invalid:
 			m.Topic = "bad/not a topic"
+		case i == unrouted:
+			m.Topic = "elsewhere/" + m.Topic
 		}
 		return m
 	})
@@ -362,16 +365,16 @@ func TestKafkaProduceErrors(t *testing.T) {
 		GatewayID: kafkaGateway, Queue: qb, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	kafkaWait(t, 60*time.Second, "the drain", func() bool { return b.Stats().Pending == 0 })
-	wantDrops := map[string]uint64{DropTooLarge: 2, DropUnauthorized: 10, DropInvalidTopic: 1}
+	wantDrops := map[string]uint64{DropTooLarge: 2, DropUnauthorized: 10, DropInvalidTopic: 1, DropNoRoute: 1}
 	s := b.Stats()
 	// Forwarded counts the resends after the refused batch again.
-	if fmt.Sprint(s.Dropped) != fmt.Sprint(wantDrops) || s.Forwarded < n-13 {
-		t.Errorf("stats %+v; want at least %d forwarded, drops %v", s, n-13, wantDrops)
+	if fmt.Sprint(s.Dropped) != fmt.Sprint(wantDrops) || s.Forwarded < n-14 {
+		t.Errorf("stats %+v; want at least %d forwarded, drops %v", s, n-14, wantDrops)
 	}
 	if retryable.Load() != 3 || tooLarge.Load() < 2 {
 		t.Errorf("injected: %d retryable, %d too large; want 3 and at least 2 (the batch, then the message alone)", retryable.Load(), tooLarge.Load())
 	}
-	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), "telemetry", n-13, 30*time.Second)
+	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), "telemetry", n-14, 30*time.Second)
 	// franz-go has the partition's next batches in flight when one is
 	// refused for good, and writes them, renumbered, before the next
 	// session resends the refused one's records: only on that partition
@@ -381,7 +384,7 @@ func TestKafkaProduceErrors(t *testing.T) {
 	seqs, dups := checkRecords(t, recs, sensors, true, true, unordered...)
 	for i := range n {
 		_, ok := seqs[i]
-		if want := i != marked && i != huge && (i < denied || i >= denied+10) && i != invalid; ok != want {
+		if want := i != marked && i != huge && (i < denied || i >= denied+10) && i != invalid && i != unrouted; ok != want {
 			t.Errorf("message %d: arrived %v, want %v", i, ok, want)
 		}
 	}
