@@ -148,8 +148,9 @@ func TestKafkaSlowPartitionDoesNotStallOthers(t *testing.T) {
 // TestKafkaDrainSendsFullBatches: a backlog goes to the cluster in batches
 // of max_messages, each sent as soon as it is gathered, not as records
 // trickle back into the window, and not after max_delay (a minute here:
-// the drain must not wait for it). Each batch of 1,000 records spread over
-// 4 partitions on 3 brokers takes at most 3 produce requests.
+// the drain must not wait for it). A batch of 1,000 records spread over 4
+// partitions makes about 4 partition batches in the cluster's requests
+// (fewer when franz-go merges a partition's); at most 6 are allowed.
 func TestKafkaDrainSendsFullBatches(t *testing.T) {
 	const n, sensors, maxMessages, parts, topic = 20 * 1000, 8, 1000, 4, "telemetry"
 	c := bridgetest.NewKafka(t, 3, kfake.SeedTopics(parts, topic))
@@ -186,10 +187,10 @@ func TestKafkaDrainSendsFullBatches(t *testing.T) {
 	if got := records.Load(); got != n {
 		t.Fatalf("the cluster took %d records in produce requests; want %d", got, n)
 	}
-	const most = n / maxMessages * 3
+	const most = n / maxMessages * parts * 3 / 2
 	t.Logf("%d produce requests, %d partition batches, %.0f records per batch", reqs.Load(), batches.Load(), float64(n)/float64(batches.Load()))
-	if r := reqs.Load(); r > most {
-		t.Fatalf("%d produce requests for %d records in batches of %d over 3 brokers; want at most %d", r, n, maxMessages, most)
+	if got := batches.Load(); got > most {
+		t.Fatalf("%d partition batches for %d records in batches of %d over %d partitions; want at most %d", got, n, maxMessages, parts, most)
 	}
 	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), topic, n, 30*time.Second)
 	if seqs, _ := checkRecords(t, recs, sensors, true, false); len(seqs) != n || len(recs) != n {
