@@ -168,6 +168,7 @@ type forwarder struct {
 	probeWait   time.Duration
 	suspect     uint64
 	strikes     int
+	probeSent   time.Time // when the probe, the window's only message, was sent
 
 	// gone holds the messages dropped above the durable position: a
 	// session that ends before the position passes them must not send,
@@ -176,9 +177,8 @@ type forwarder struct {
 }
 
 type inflight struct {
-	seq  uint64
-	d    delivery
-	sent time.Time // set while probing only
+	seq uint64
+	d   delivery
 }
 
 // run forwards until the link is lost or ctx is done. It starts from the
@@ -292,11 +292,10 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 					}
 					return err
 				}
-				w := inflight{seq: m.Seq, d: d}
 				if probing {
-					w.sent = time.Now()
+					f.probeSent = time.Now()
 				}
-				window = append(window, w)
+				window = append(window, inflight{seq: m.Seq, d: d})
 				busy++
 			}
 			if next == read {
@@ -511,7 +510,7 @@ func (f *forwarder) noteLoss(l link, unfinished []inflight, probing bool) {
 	}
 	head := unfinished[0]
 	switch {
-	case probing && head.seq == f.suspect && l.closedByPeer() && time.Since(head.sent) < f.probeWait:
+	case probing && head.seq == f.suspect && l.closedByPeer() && time.Since(f.probeSent) < f.probeWait:
 		f.strikes++
 		f.log.Warn("upstream closed the connection after one message; it may refuse its topic",
 			"seq", head.seq, "strike", f.strikes, "drop_after", f.refuseAfter)

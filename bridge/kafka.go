@@ -557,8 +557,12 @@ func (l *kafkaLink) push(full bool) {
 // now is set.
 func (l *kafkaLink) hand(now bool) {
 	send := l.sends.Load() + 1 // the send that takes them, if now
+	// The records' timestamp is when they are produced, as franz-go would
+	// set it, read once for the batch rather than by franz-go for each.
+	ts := time.Now().Truncate(time.Millisecond)
 	for i, o := range l.staged {
 		o.now, o.send = now, send
+		o.rec.Timestamp = ts
 		l.cl.Produce(l.ctx, &o.rec, promise) // o may be back in outPool once this returns
 		l.staged[i] = nil
 	}

@@ -174,6 +174,7 @@ func TestKafkaDrainSendsFullBatches(t *testing.T) {
 
 	q, qb := kafkaQueue(t)
 	kafkaEnqueue(t, q, 0, n, sensorMsg(sensors))
+	start := time.Now().Truncate(time.Millisecond)
 	b := runKafka(t, Options{
 		Config: kafkaBridgeConfig(t, c.ListenAddrs(), `  - name: lake
     kafka: {brokers: %s}
@@ -192,8 +193,17 @@ func TestKafkaDrainSendsFullBatches(t *testing.T) {
 	if got := batches.Load(); got > most {
 		t.Fatalf("%d partition batches for %d records in batches of %d over %d partitions; want at most %d", got, n, maxMessages, parts, most)
 	}
+	end := time.Now()
 	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), topic, n, 30*time.Second)
 	if seqs, _ := checkRecords(t, recs, sensors, true, false); len(seqs) != n || len(recs) != n {
 		t.Fatalf("%d records, %d distinct messages; want %d", len(recs), len(seqs), n)
+	}
+	// A record's timestamp is when it was produced (not when the message
+	// was received: a broker refuses timestamps far in the past).
+	for _, r := range recs {
+		if r.Timestamp.Before(start) || r.Timestamp.After(end) {
+			seq, _ := header(r, "seq")
+			t.Fatalf("record seq %s: timestamp %v, outside the drain (%v to %v)", seq, r.Timestamp, start, end)
+		}
 	}
 }
