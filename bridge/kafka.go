@@ -755,6 +755,9 @@ func (o *kafkaOut) record(mp *kafkaMapping, gatewayID []byte, m *storage.Message
 		hs = append(hs, kgo.RecordHeader{Key: p.Key, Value: []byte(p.Value)})
 	}
 	o.val = append(o.val[:0], m.Payload...)
+	if o.val == nil {
+		o.val = []byte{} // an empty value; nil would be a null one, a tombstone to a compacted topic
+	}
 	o.rec = kgo.Record{Topic: mp.topic, Key: mp.key, Value: o.val, Headers: hs}
 	return &o.rec
 }

@@ -576,3 +576,40 @@ func TestStamperMatchesFormat(t *testing.T) {
 		check(time.UnixMilli(int64(i) * 7919 * 1e5 % (1 << 45)).In(zone))
 	}
 }
+
+// TestKafkaEmptyPayload: a message with an empty payload (an MQTT client
+// clearing a retained message, say) becomes a record with an empty value,
+// not a null one, which a compacted topic takes as a tombstone; also when
+// the bridge reuses the buffers of an earlier read for it.
+func TestKafkaEmptyPayload(t *testing.T) {
+	const n = 50
+	c := bridgetest.NewKafka(t, 1, kfake.SeedTopics(1, "telemetry"))
+	q, qb := kafkaQueue(t)
+	kafkaEnqueue(t, q, 0, n, func(i int) *storage.Message {
+		m := &storage.Message{Topic: "sensors/s1/t", Payload: []byte("v" + strconv.Itoa(i)), QoS: 1}
+		if i%3 == 0 {
+			m.Payload = nil
+		}
+		return m
+	})
+	b := runKafka(t, Options{
+		Config: kafkaBridgeConfig(t, c.ListenAddrs(), `  - name: lake
+    kafka: {brokers: %s}
+    forward:
+      - {from: "sensors/#", topic: "telemetry", key: "{2}"}
+    batch: {max_messages: 4, max_delay: 5ms}
+`),
+		GatewayID: kafkaGateway, Queue: qb,
+	})
+	kafkaWait(t, 30*time.Second, "the drain", func() bool { s := b.Stats(); return s.Forwarded == n && s.Pending == 0 })
+	recs := bridgetest.ConsumeAll(t, c.ListenAddrs(), "telemetry", n, 30*time.Second)
+	for i, r := range recs {
+		want := "v" + strconv.Itoa(i)
+		if i%3 == 0 {
+			want = ""
+		}
+		if string(r.Value) != want || r.Value == nil {
+			t.Fatalf("record %d: value %q (null: %v), want %q, not null", i, r.Value, r.Value == nil, want)
+		}
+	}
+}

@@ -241,7 +241,7 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 				}
 			}
 			if payload == nil {
-				payload = make([]byte, len(r.Payload))
+				payload = make([]byte, len(r.Payload)) // not nil when empty: an empty payload is not a missing one
 			}
 			copy(payload, r.Payload)
 			msgs = append(msgs, Message{Seq: seq, Topic: b.topics.intern(r.Topic), Payload: payload,

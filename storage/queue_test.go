@@ -363,6 +363,32 @@ func TestReadAppendReusesPayloads(t *testing.T) {
 	}
 }
 
+// TestReadEmptyPayloadNotNil: an empty payload reads as an empty slice,
+// not nil (a Kafka record with a nil value is a null, a tombstone), also
+// when a read reuses buffers and after they were cleared.
+func TestReadEmptyPayloadNotNil(t *testing.T) {
+	q, _ := mustOpen(t, Options{Bridges: []string{"a"}})
+	a, _ := q.Bridge("a")
+	for _, p := range []string{"", "a", ""} {
+		enqueue(t, q, "t", a.Mask(), p)
+	}
+	var msgs []Message
+	for _, clearFirst := range []bool{false, false, true} {
+		if clearFirst {
+			clear(msgs)
+		}
+		var err error
+		if msgs, _, err = a.ReadAppend(msgs[:0], 0, 10, 1<<20); err != nil || len(msgs) != 3 {
+			t.Fatalf("ReadAppend = %d messages, %v", len(msgs), err)
+		}
+		for i, m := range msgs {
+			if m.Payload == nil {
+				t.Fatalf("message %d: nil payload (cleared first: %v)", i, clearFirst)
+			}
+		}
+	}
+}
+
 func TestRemovedBridgeKeepsBacklog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	q, err := Open(path, Options{Bridges: []string{"cloud"}})
