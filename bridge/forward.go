@@ -189,7 +189,11 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	read := acked
 	window := make([]inflight, 0, 2*f.maxMessages)
 	var buf []storage.Message // each Read's, reused
+	// What the link can do, asked once.
 	_, copying := l.(copier)
+	bl, batching := l.(batcher)
+	cl, counts := l.(counter)
+	pl, progresses := l.(progresser)
 	done := acked // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
 	// Positions are recorded by a goroutine of their own: the commit and
@@ -242,13 +246,12 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		if probing {
 			limit, span = 1, 1
 		}
-		bl, batching := l.(batcher)
 		if batching && !probing {
 			refill = f.maxMessages
 		}
 		busy := 0
-		if c, ok := l.(counter); ok {
-			busy = c.outstanding()
+		if counts {
+			busy = cl.outstanding()
 		} else {
 			busy = unfinished(window)
 		}
@@ -329,8 +332,8 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		var progress <-chan struct{}
 		if full {
 			changed = nil
-			if p, ok := l.(progresser); ok && len(window) < span {
-				progress = p.progress()
+			if progresses && len(window) < span {
+				progress = pl.progress()
 			}
 		}
 		select {

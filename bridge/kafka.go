@@ -493,18 +493,18 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	}
 	// out goes back to outPool in its promise: from Produce on, only d is
 	// this function's.
-	d := l.delivery()
-	d.ctx.Context = l.ctx
 	out := outPool.Get().(*kafkaOut)
-	out.seq, out.l, out.d = m.Seq, l, d
-	d.ctx.out = out
 	rec := out.record(mp, b.gatewayID, m, &l.stamps)
 	if n := recordBatchSize(rec); n > int(b.maxBatch) {
+		out.free()
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
 	}
+	d := l.delivery()
+	d.ctx = outCtx{Context: l.ctx, out: out}
+	rec.Context = &d.ctx
+	out.seq, out.l, out.d = m.Seq, l, d
 	serial := l.serialHi != 0 && m.Seq >= l.serialLo && m.Seq <= l.serialHi
 	out.serial = serial
-	rec.Context = &d.ctx
 	if serial {
 		// Alone: nothing else buffered or in flight, so that a failure
 		// can only be this record's.
@@ -512,19 +512,18 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		if err := l.cl.Flush(l.ctx); err != nil {
 			return nil, fmt.Errorf("waiting for records in flight: %w", err)
 		}
-		l.pending.Add(1)
-		l.cl.Produce(l.ctx, rec, promise)
+	}
+	l.pending.Add(1)
+	l.staged = append(l.staged, out)
+	if serial || len(l.staged) >= l.batchSize {
+		l.hand(true) // a message sent alone is not to linger either
+	}
+	if serial { // (out may be back in outPool by now)
 		select {
 		case <-d.Done():
 		case <-l.lostCh:
 		case <-l.ctx.Done():
 		}
-		return d, nil
-	}
-	l.pending.Add(1)
-	l.staged = append(l.staged, out)
-	if len(l.staged) >= l.batchSize {
-		l.hand(true)
 	}
 	return d, nil
 }
@@ -556,12 +555,15 @@ func (l *kafkaLink) push(full bool) {
 // hand produces the staged records, in order, and sends them at once if
 // now is set.
 func (l *kafkaLink) hand(now bool) {
-	send := l.sends.Load() + 1 // the send that takes them, if now
+	var send uint64 // the send that takes them; 0: none, they linger
+	if now {
+		send = l.sends.Load() + 1
+	}
 	// The records' timestamp is when they are produced, as franz-go would
 	// set it, read once for the batch rather than by franz-go for each.
 	ts := time.Now().Truncate(time.Millisecond)
 	for i, o := range l.staged {
-		o.now, o.send = now, send
+		o.send = send
 		o.rec.Timestamp = ts
 		l.cl.Produce(l.ctx, &o.rec, promise) // o may be back in outPool once this returns
 		l.staged[i] = nil
@@ -597,7 +599,7 @@ func (l *kafkaLink) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
 	if !ok || oc.out == nil {
 		return
 	}
-	if o := oc.out; !o.now || l.sends.Load() < o.send {
+	if o := oc.out; o.send == 0 || l.sends.Load() < o.send {
 		return // lingers by design, or the send it waits for is still to come
 	}
 	if l.resend.CompareAndSwap(false, true) {
@@ -620,8 +622,7 @@ type kafkaOut struct {
 	d      *kafkaDelivery
 	seq    uint64
 	serial bool
-	now    bool // handed on to be sent at once, by send number send (see hand)
-	send   uint64
+	send   uint64 // the send number that takes it at once; 0 while it lingers (see hand)
 	l      *kafkaLink
 }
 
@@ -646,7 +647,11 @@ func (o *kafkaOut) settle(err error) {
 	case o.l.progCh <- struct{}{}:
 	default:
 	}
-	// franz-go is done with the record once its promise is called.
+	o.free() // franz-go is done with the record once its promise is called
+}
+
+// free clears o, keeping a small value buffer, and puts it back in outPool.
+func (o *kafkaOut) free() {
 	val := o.val[:0]
 	if cap(val) > storage.ReuseMax {
 		val = nil

@@ -290,7 +290,7 @@ func (q *Queue) load() (err error) {
 	// What the open read (all of the file, after an unclean stop) is let
 	// go of now: an idle queue may see no transaction, and so no release,
 	// for hours.
-	db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
+	q.shedAll()
 	q.st = st
 	if err := q.extendLease(st.seq); err != nil {
 		return fail(err)
@@ -542,7 +542,7 @@ func (q *Queue) releaser() {
 		case <-q.closing:
 			return
 		}
-		q.db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
+		q.shedAll()
 		t.Reset(releaseEvery)
 		select {
 		case <-t.C:
@@ -564,6 +564,11 @@ const releaseEvery = 10 * time.Millisecond
 // is open the map cannot move.
 func (q *Queue) shed(tx *bolt.Tx) {
 	dropResident(q.db.Info().Data, int(tx.Size()))
+}
+
+// shedAll sheds the whole map, in a read transaction of its own.
+func (q *Queue) shedAll() {
+	q.db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
 }
 
 // shedWhile sheds every releaseEvery, from another goroutine, until stop is

@@ -711,7 +711,7 @@ func TestReleasedPagesReadBack(t *testing.T) {
 	for i := range 2000 {
 		enqueue(t, q, "t", 1, fmt.Sprintf("payload-%04d", i))
 	}
-	q.db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
+	q.shedAll()
 	b, _ := q.Bridge("b")
 	msgs, _, err := b.Read(0, 5000, 1<<30)
 	if err != nil || len(msgs) != 2000 {

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The map is let go of as long transactions read it, so that the queue
@@ -83,7 +81,7 @@ func fillResident(t *testing.T, q *Queue, n int) {
 	if _, err := last.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	q.db.View(func(tx *bolt.Tx) error { q.shed(tx); return nil })
+	q.shedAll()
 }
 
 // checkResident fails unless at most an eighth of the file at path was
