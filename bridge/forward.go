@@ -351,7 +351,12 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		if n > 0 {
 			done = window[n-1].seq
 		}
-		window = append(window[:0], window[n:]...) // counted: lost must not count them again
+		// Counted: lost must not count them again. The vacated tail is
+		// cleared, or it would keep finished deliveries (and whatever holds
+		// them) alive until overwritten.
+		rest := copy(window, window[n:])
+		clear(window[rest:])
+		window = window[:rest]
 		if failed != nil {
 			// Finished with an error that is not a drop: the session is
 			// broken (paho fails the pending publishes just before it

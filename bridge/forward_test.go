@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/outpost-edge/outpost/bridge/bridgetest"
 	"github.com/outpost-edge/outpost/storage"
@@ -149,5 +151,74 @@ func TestReconnectBackoff(t *testing.T) {
 	waitUntil(t, 10*time.Second, "bridge down", func() bool { return !b.Stats().Up && len(clock.recorded()) > before })
 	if d := clock.recorded()[before]; d > 100*time.Millisecond {
 		t.Fatalf("first wait after a good connection was lost: %v, want at most reconnect.min", d)
+	}
+}
+
+// heldLink is an upstream that acknowledges each message as it is sent,
+// with a delivery of its own whose collection a test can watch.
+type heldLink struct {
+	mu     sync.Mutex
+	ds     []weak.Pointer[heldDelivery]
+	lostCh chan struct{}
+}
+
+type heldDelivery struct {
+	payload []byte // as an MQTT delivery holds its message
+}
+
+func (*heldDelivery) Done() <-chan struct{} { return closed }
+func (*heldDelivery) Error() error          { return nil }
+
+func (l *heldLink) send(m *storage.Message) (delivery, error) {
+	d := &heldDelivery{payload: m.Payload}
+	l.mu.Lock()
+	l.ds = append(l.ds, weak.Make(d))
+	l.mu.Unlock()
+	return d, nil
+}
+func (l *heldLink) lost() <-chan struct{} { return l.lostCh }
+func (l *heldLink) closedByPeer() bool    { return false }
+
+// TestWindowLetsGoOfDeliveries: a delivery the forwarder is done with is
+// not kept alive by its window. After a drain, an idle forwarder holds none
+// of the drained messages' deliveries, nor so their payloads (the window's
+// array, reused, kept the entries behind its length).
+func TestWindowLetsGoOfDeliveries(t *testing.T) {
+	q, err := storage.Open(filepath.Join(t.TempDir(), "queue.db"), storage.Options{Bridges: []string{"cloud"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	qb, _ := q.Bridge("cloud")
+	const n = 500
+	enqueue(t, q, qb.Mask(), 0, n, 3)
+	l := &heldLink{lostCh: make(chan struct{})}
+	f := &forwarder{qb: qb, maxMessages: 50, maxBytes: 1 << 20, maxDelay: time.Millisecond,
+		pace: &pacer{}, c: &counters{}, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- f.run(ctx, l) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); qb.Position() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("position %d of %d", qb.Position(), n)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the forwarder back to waiting for messages
+	runtime.GC()
+	runtime.GC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ds) != n {
+		t.Fatalf("%d sent, want %d", len(l.ds), n)
+	}
+	alive := 0
+	for _, w := range l.ds {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	if alive > 1 {
+		t.Fatalf("the idle forwarder keeps %d of %d finished deliveries alive", alive, n)
 	}
 }

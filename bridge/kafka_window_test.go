@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -204,6 +205,44 @@ func TestKafkaDrainSendsFullBatches(t *testing.T) {
 		if r.Timestamp.Before(start) || r.Timestamp.After(end) {
 			seq, _ := header(r, "seq")
 			t.Fatalf("record seq %s: timestamp %v, outside the drain (%v to %v)", seq, r.Timestamp, start, end)
+		}
+	}
+}
+
+// TestKafkaDeliveryDone: a delivery's channel, made by whichever of the
+// forwarder's wait and the promise comes first, is the same one each time
+// and closed exactly once, when the record is finished, however the two
+// interleave.
+func TestKafkaDeliveryDone(t *testing.T) {
+	for i := range 2000 {
+		d := new(kafkaDelivery)
+		if i%2 == 0 {
+			select {
+			case <-d.Done():
+				t.Fatal("channel closed before the record is finished")
+			default:
+			}
+		}
+		var wg sync.WaitGroup
+		chans := make(chan (<-chan struct{}), 2)
+		for range 2 {
+			wg.Go(func() { chans <- d.Done() })
+		}
+		want := errors.New("refused")
+		wg.Go(func() { d.finish(want) })
+		wg.Wait() // a second close would have panicked
+		close(chans)
+		a, b := <-chans, <-chans
+		if a != b {
+			t.Fatal("Done returned two channels")
+		}
+		select {
+		case <-a:
+		default:
+			t.Fatal("finished delivery's channel not closed")
+		}
+		if !d.finished() || d.Error() != want {
+			t.Fatalf("finished %v, error %v", d.finished(), d.Error())
 		}
 	}
 }

@@ -17,10 +17,15 @@ import (
 )
 
 // binary is the outpost binary built once for the tests that run it as a
-// separate process (crash tests kill it with SIGKILL).
+// separate process (crash tests kill it with SIGKILL). OUTPOST_TEST_BINARY
+// names one built elsewhere instead, to compare two builds (another
+// commit's, say) in the same benchmark.
 var binary string
 
 func TestMain(m *testing.M) {
+	if binary = os.Getenv("OUTPOST_TEST_BINARY"); binary != "" {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "outpost-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
