@@ -248,6 +248,7 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 				QoS: r.QoS, Retain: r.Retain, ReceivedAt: time.UnixMilli(r.ReceivedAt), Bridges: r.Bridges, Props: r.Props})
 			next = seq
 		}
+		b.q.shed(tx) // the payloads are copies: let go of the pages read now, not at the releaser's next pass
 		return nil
 	})
 	b.topics.mu.Unlock()

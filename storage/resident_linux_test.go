@@ -149,3 +149,33 @@ func residentKB(t *testing.T, path string) int64 {
 	}
 	return kb
 }
+
+// TestReadLeavesMapSmall: a Read lets go of the pages it read as it
+// returns, not when the releaser next runs: a drain reads the backlog at
+// tens of MiB a second, and the releaser's interval of it would be resident.
+func TestReadLeavesMapSmall(t *testing.T) {
+	if _, err := os.Stat("/proc/self/smaps"); err != nil {
+		t.Skip("needs /proc/self/smaps")
+	}
+	q, path := mustOpen(t, Options{Bridges: []string{"b"}, MaxPending: 1 << 20})
+	const n, batch = 50_000, 1000
+	fillResident(t, q, n)
+	b, _ := q.Bridge("b")
+	var buf []Message
+	var top int64
+	for after := uint64(0); after < n; {
+		msgs, next, err := b.ReadAppend(buf[:0], after, batch, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != batch {
+			t.Fatalf("read %d messages after %d, want %d", len(msgs), after, batch)
+		}
+		top = max(top, residentKB(t, path))
+		buf, after = msgs, next
+	}
+	// A batch is over 200 kB of the file.
+	if top > 32 {
+		t.Fatalf("up to %d kB of the queue file resident after a Read returned", top)
+	}
+}
