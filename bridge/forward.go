@@ -92,6 +92,10 @@ type progresser interface{ progress() <-chan struct{} }
 // batches.
 type batcher interface{ push(full bool) }
 
+// rester is a link that keeps things for reuse while busy, and lets go of
+// them when the forwarder has nothing in flight and waits for messages.
+type rester interface{ rest() }
+
 // Stats are a bridge's counters, for the metrics endpoint.
 type Stats struct {
 	Name      string
@@ -194,6 +198,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	bl, batching := l.(batcher)
 	cl, counts := l.(counter)
 	pl, progresses := l.(progresser)
+	rl, rests := l.(rester)
 	done := acked // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
 	// Positions are recorded by a goroutine of their own: the commit and
@@ -317,6 +322,9 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 				return err
 			}
 			done = read
+			if rests {
+				rl.rest()
+			}
 			select {
 			case <-changed:
 				continue

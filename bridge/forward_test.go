@@ -42,19 +42,27 @@ func (l *memLink) send(m *storage.Message) (delivery, error) {
 func (l *memLink) lost() <-chan struct{} { return l.lostCh }
 func (l *memLink) closedByPeer() bool    { return false }
 
+// memQueue opens a queue with the bridge "cloud", closed at the test's end,
+// and queues n messages for it.
+func memQueue(t *testing.T, n int) (*storage.Queue, *storage.Bridge) {
+	t.Helper()
+	q, err := storage.Open(filepath.Join(t.TempDir(), "queue.db"), storage.Options{Bridges: []string{"cloud"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	qb, _ := q.Bridge("cloud")
+	enqueue(t, q, qb.Mask(), 0, n, 3)
+	return q, qb
+}
+
 // TestMaxRate: with max_rate set, a backlog drains at that rate and no
 // faster, in every one-second window; without it, at once.
 func TestMaxRate(t *testing.T) {
 	for _, rate := range []float64{0, 100} {
 		synctest.Test(t, func(t *testing.T) {
-			q, err := storage.Open(filepath.Join(t.TempDir(), "queue.db"), storage.Options{Bridges: []string{"cloud"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer q.Close()
-			qb, _ := q.Bridge("cloud")
 			const n = 1000
-			enqueue(t, q, qb.Mask(), 0, n, 3)
+			_, qb := memQueue(t, n)
 			l := &memLink{lostCh: make(chan struct{})}
 			f := &forwarder{qb: qb, maxMessages: 50, maxBytes: 1 << 20, maxDelay: 50 * time.Millisecond,
 				pace: &pacer{rate: rate}, c: &counters{}, log: slog.New(slog.DiscardHandler)}
@@ -221,4 +229,49 @@ func TestWindowLetsGoOfDeliveries(t *testing.T) {
 	if alive > 1 {
 		t.Fatalf("the idle forwarder keeps %d of %d finished deliveries alive", alive, n)
 	}
+}
+
+// restLink is a memLink that counts the forwarder's rest calls, and the
+// messages it had been sent at each.
+type restLink struct {
+	memLink
+	rests []int
+}
+
+func (l *restLink) rest() {
+	l.mu.Lock()
+	l.rests = append(l.rests, len(l.at))
+	l.mu.Unlock()
+}
+
+// TestForwarderRests: a link that keeps things for reuse is told to let go
+// of them once everything is sent and done and the forwarder waits for
+// more; not while it drains.
+func TestForwarderRests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 1000
+		q, qb := memQueue(t, n)
+		l := &restLink{memLink: memLink{lostCh: make(chan struct{})}}
+		f := &forwarder{qb: qb, maxMessages: 50, maxBytes: 1 << 20, pace: &pacer{}, c: &counters{}, log: slog.New(slog.DiscardHandler)}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- f.run(ctx, l) }()
+		synctest.Wait()
+		l.mu.Lock()
+		rests := append([]int(nil), l.rests...)
+		l.mu.Unlock()
+		if len(rests) == 0 || rests[0] != n {
+			t.Fatalf("rest calls after %v messages sent; want the first after all %d", rests, n)
+		}
+		enqueue(t, q, qb.Mask(), n, 10, 3)
+		synctest.Wait()
+		l.mu.Lock()
+		rests = append(rests[:0], l.rests...)
+		l.mu.Unlock()
+		if last := rests[len(rests)-1]; last != n+10 {
+			t.Fatalf("last rest after %d messages sent; want after %d", last, n+10)
+		}
+		cancel()
+		<-done
+	})
 }

@@ -434,6 +434,7 @@ type kafkaLink struct {
 	// a broker can take a request, without lingering, while it is told to
 	// flush.
 	staged    []*kafkaOut
+	outs      outStore
 	batchSize int             // batch.max_messages: staged records are handed on at this many
 	lingering bool            // records were handed on to linger, and not sent at once since
 	now       context.Context // canceled: Flush with it sends what is buffered, and returns
@@ -488,12 +489,12 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	if mp.invalid != nil {
 		return nil, drop(DropInvalidTopic, mp.invalid)
 	}
-	// out goes back to outPool in its promise: from Produce on, only d is
+	// out goes back to l.outs in its promise: from Produce on, only d is
 	// this function's.
-	out := outPool.Get().(*kafkaOut)
+	out := l.outs.get()
 	rec := out.record(mp, b.gatewayID, m, &l.stamps)
 	if n := recordBatchSize(rec); n > int(b.maxBatch) {
-		out.free()
+		l.outs.put(out)
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
 	}
 	d := l.delivery()
@@ -513,7 +514,7 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	if serial || len(l.staged) >= l.batchSize {
 		l.hand(true) // a message sent alone is not to linger either
 	}
-	if serial { // (out may be back in outPool by now)
+	if serial { // (out may be back in l.outs by now)
 		select {
 		case <-d.Done():
 		case <-l.lostCh:
@@ -560,7 +561,7 @@ func (l *kafkaLink) hand(now bool) {
 	for i, o := range l.staged {
 		o.send = send
 		o.rec.Timestamp = ts
-		l.cl.Produce(l.ctx, &o.rec, promise) // o may be back in outPool once this returns
+		l.cl.Produce(l.ctx, &o.rec, promise) // o may be back in l.outs once this returns
 		l.staged[i] = nil
 	}
 	l.staged = l.staged[:0]
@@ -603,8 +604,8 @@ func (l *kafkaLink) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
 
 // kafkaOut is one message on its way to Kafka: the record, its headers and
 // the bytes of the per-message header values in one allocation, reused
-// (outPool), for a drain of hundreds of thousands of messages a second; the
-// delivery is apart (see kafkaDelivery).
+// (outStore), for a drain of hundreds of thousands of messages a second;
+// the delivery is apart (see kafkaDelivery).
 type kafkaOut struct {
 	rec    kgo.Record // first: see outOf
 	hs     [5]kgo.RecordHeader
@@ -630,29 +631,64 @@ func outOf(r *kgo.Record) *kafkaOut { return (*kafkaOut)(unsafe.Pointer(r)) }
 func promise(r *kgo.Record, err error) { outOf(r).settle(err) }
 
 func (o *kafkaOut) settle(err error) {
-	d := o.d
-	d.finish(o.l.outcome(o.seq, err, o.serial))
-	o.l.pending.Add(-1)
+	d, l := o.d, o.l
+	d.finish(l.outcome(o.seq, err, o.serial))
+	l.pending.Add(-1)
 	select {
-	case o.l.progCh <- struct{}{}:
+	case l.progCh <- struct{}{}:
 	default:
 	}
-	o.free() // franz-go is done with the record once its promise is called
+	l.outs.put(o) // franz-go is done with the record once its promise is called
 }
 
-// free clears o, keeping a small value buffer, and puts it back in outPool.
-func (o *kafkaOut) free() {
-	val := o.val[:0]
-	if cap(val) > storage.ReuseMax {
-		val = nil
+// outStore keeps a link's kafkaOuts for reuse: a drain of a backlog would
+// otherwise allocate, and collect, hundreds of thousands of them a second.
+// Promises give them back and the forwarder takes them, each side on its
+// own list, swapped when the forwarder's runs out: one lock a batch on the
+// forwarder's side. (A sync.Pool, put to on the promise's processor and
+// taken from on the forwarder's, takes the slow path for nearly every
+// record.) The forwarder empties it while idle (see rest), so that a
+// drain's worth of them does not stay.
+type outStore struct {
+	mu    sync.Mutex
+	freed []*kafkaOut // given back; guarded by mu
+	free  []*kafkaOut // the forwarder's
+}
+
+func (s *outStore) get() *kafkaOut {
+	if len(s.free) == 0 {
+		s.mu.Lock()
+		s.free, s.freed = s.freed, s.free
+		s.mu.Unlock()
+		if len(s.free) == 0 {
+			return new(kafkaOut)
+		}
 	}
-	*o = kafkaOut{val: val}
-	outPool.Put(o)
+	o := s.free[len(s.free)-1]
+	s.free[len(s.free)-1] = nil
+	s.free = s.free[:len(s.free)-1]
+	return o
 }
 
-// outPool keeps kafkaOuts for reuse: a drain of a backlog would otherwise
-// allocate, and collect, hundreds of thousands of them a second.
-var outPool = sync.Pool{New: func() any { return new(kafkaOut) }}
+// put gives o back. What record sets it sets whole, so o is not cleared,
+// but for its delivery: those are allocated together (see delivery).
+func (s *outStore) put(o *kafkaOut) {
+	o.d = nil
+	if cap(o.val) > storage.ReuseMax {
+		o.val = nil // a large value's buffer is not kept
+	}
+	s.mu.Lock()
+	s.freed = append(s.freed, o)
+	s.mu.Unlock()
+}
+
+// reset lets go of every kafkaOut kept.
+func (s *outStore) reset() {
+	s.mu.Lock()
+	s.freed = nil
+	s.mu.Unlock()
+	s.free = nil
+}
 
 // kafkaMapping is where a local topic goes under a route.
 type kafkaMapping struct {
@@ -686,6 +722,11 @@ func (b *Kafka) mapping(topic string) *kafkaMapping {
 	b.mappings.add(nil, topic, mp)
 	return mp
 }
+
+// rest: the forwarder has nothing in flight and waits for messages. The
+// kafkaOuts kept for reuse go: a live message now and then needs none of a
+// drain's thousands.
+func (l *kafkaLink) rest() { l.outs.reset() }
 
 // copies: send copies the payload into the record (see copier).
 func (l *kafkaLink) copies() {}

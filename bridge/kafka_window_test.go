@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/outpost-edge/outpost/bridge/bridgetest"
+	"github.com/outpost-edge/outpost/storage"
 )
 
 // TestKafkaSlowPartitionDoesNotStallOthers: while the broker that leads one
@@ -244,5 +245,36 @@ func TestKafkaDeliveryDone(t *testing.T) {
 		if !d.finished() || d.Error() != want {
 			t.Fatalf("finished %v, error %v", d.finished(), d.Error())
 		}
+	}
+}
+
+// TestOutStore: kafkaOuts given back are handed out again, without the
+// delivery they had (deliveries are allocated in slabs, which one kept
+// kafkaOut would pin) or a value buffer over storage.ReuseMax; after reset
+// none is.
+func TestOutStore(t *testing.T) {
+	var s outStore
+	a, b := s.get(), s.get()
+	if a == b {
+		t.Fatal("two gets returned one kafkaOut")
+	}
+	a.d, b.d = new(kafkaDelivery), new(kafkaDelivery)
+	a.val, b.val = make([]byte, 10, 64), make([]byte, storage.ReuseMax+1)
+	s.put(a)
+	s.put(b)
+	got := map[*kafkaOut]bool{s.get(): true, s.get(): true}
+	if !got[a] || !got[b] {
+		t.Fatal("the kafkaOuts given back were not handed out again")
+	}
+	if a.d != nil || b.d != nil {
+		t.Fatal("a kafkaOut given back keeps its delivery")
+	}
+	if cap(a.val) != 64 || b.val != nil {
+		t.Fatalf("value buffers kept: %d bytes (want the small one's 64), %d (want none)", cap(a.val), cap(b.val))
+	}
+	s.put(a)
+	s.reset()
+	if c := s.get(); c == a {
+		t.Fatal("a kafkaOut given back before reset was handed out after it")
 	}
 }
