@@ -42,27 +42,14 @@ func (l *memLink) send(m *storage.Message) (delivery, error) {
 func (l *memLink) lost() <-chan struct{} { return l.lostCh }
 func (l *memLink) closedByPeer() bool    { return false }
 
-// memQueue opens a queue with the bridge "cloud", closed at the test's end,
-// and queues n messages for it.
-func memQueue(t *testing.T, n int) (*storage.Queue, *storage.Bridge) {
-	t.Helper()
-	q, err := storage.Open(filepath.Join(t.TempDir(), "queue.db"), storage.Options{Bridges: []string{"cloud"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close() })
-	qb, _ := q.Bridge("cloud")
-	enqueue(t, q, qb.Mask(), 0, n, 3)
-	return q, qb
-}
-
 // TestMaxRate: with max_rate set, a backlog drains at that rate and no
 // faster, in every one-second window; without it, at once.
 func TestMaxRate(t *testing.T) {
 	for _, rate := range []float64{0, 100} {
 		synctest.Test(t, func(t *testing.T) {
 			const n = 1000
-			_, qb := memQueue(t, n)
+			q, qb := openQueue(t)
+			enqueue(t, q, qb.Mask(), 0, n, 3)
 			l := &memLink{lostCh: make(chan struct{})}
 			f := &forwarder{qb: qb, maxMessages: 50, maxBytes: 1 << 20, maxDelay: 50 * time.Millisecond,
 				pace: &pacer{rate: rate}, c: &counters{}, log: slog.New(slog.DiscardHandler)}
@@ -250,7 +237,8 @@ func (l *restLink) rest() {
 func TestForwarderRests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 1000
-		q, qb := memQueue(t, n)
+		q, qb := openQueue(t)
+		enqueue(t, q, qb.Mask(), 0, n, 3)
 		l := &restLink{memLink: memLink{lostCh: make(chan struct{})}}
 		f := &forwarder{qb: qb, maxMessages: 50, maxBytes: 1 << 20, pace: &pacer{}, c: &counters{}, log: slog.New(slog.DiscardHandler)}
 		ctx, cancel := context.WithCancel(t.Context())
