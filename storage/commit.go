@@ -188,7 +188,7 @@ func (q *Queue) append(b *batch) error {
 		if max := q.opts.MaxBytes; max > 0 && int64(st.bytes)+b.bytes > max {
 			if q.opts.WhenFull == DropOldest {
 				before := st.count
-				if err := dropHead(tx, st, ReasonQueueFull, func(_ []byte, _ int64) bool {
+				if err := q.dropHead(tx, st, ReasonQueueFull, func(_ []byte, _ int64) bool {
 					return int64(st.bytes)+b.bytes > max
 				}); err != nil {
 					return err

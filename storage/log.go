@@ -19,7 +19,8 @@ const dropChunk = 10000
 // dropHead removes records from the head of the log while more(record, seq)
 // holds, counting each as dropped for reason. A damaged record at the head
 // is dropped as corrupt; a dead one (done, not yet deleted) goes uncounted.
-func dropHead(tx *bolt.Tx, st *state, reason string, more func(rec []byte, seq int64) bool) error {
+func (q *Queue) dropHead(tx *bolt.Tx, st *state, reason string, more func(rec []byte, seq int64) bool) error {
+	q.removing = true
 	var keys [][]byte
 	damaged := false
 	c := newLogCursor(tx)
@@ -78,7 +79,7 @@ func recount(tx *bolt.Tx, st *state) error {
 func (q *Queue) evict(n, bytes int64) error {
 	return q.update(func(tx *bolt.Tx, st *state) error {
 		freed, dropped := int64(0), int64(0)
-		return dropHead(tx, st, ReasonQueueFull, func(rec []byte, _ int64) bool {
+		return q.dropHead(tx, st, ReasonQueueFull, func(rec []byte, _ int64) bool {
 			if dropped >= n && freed >= bytes {
 				return false
 			}
@@ -99,7 +100,7 @@ func (q *Queue) evictSegment() error {
 			return nil
 		}
 		end := segEnd(segKey(binary.BigEndian.Uint64(k)))
-		return dropHead(tx, st, ReasonQueueFull, func(_ []byte, seq int64) bool { return uint64(seq) <= end })
+		return q.dropHead(tx, st, ReasonQueueFull, func(_ []byte, seq int64) bool { return uint64(seq) <= end })
 	})
 }
 
@@ -110,7 +111,7 @@ func (q *Queue) trimAge() error {
 		var n int
 		err := q.update(func(tx *bolt.Tx, st *state) error {
 			before := st.count
-			err := dropHead(tx, st, ReasonMaxAge, func(rec []byte, _ int64) bool {
+			err := q.dropHead(tx, st, ReasonMaxAge, func(rec []byte, _ int64) bool {
 				return codec.ReceivedAt(rec) < cutoff
 			})
 			n = int(before - st.count)
@@ -149,6 +150,92 @@ type Bridge struct {
 	name   string
 	bit    int
 	topics topicCache // for Read
+
+	tmu     sync.Mutex
+	tallies []readTally // of the Reads not yet acknowledged, in order; guarded by tmu
+}
+
+// readTally is what a Read found in the log between two positions, so that
+// an Ack past them need not read those records again (it did so for every
+// record, for a tenth of a drain's work). It holds while no record was
+// removed meanwhile but by Acks (removals unchanged), and only when each
+// record for the bridge was for no other registered bridge (solo): the
+// records others need are done only once the others have passed them, and
+// Ack looks at those.
+type readTally struct {
+	from, to uint64 // the records with from < seq <= to
+	removals uint64 // the queue's removals before the Read began
+	reg      uint64 // the registered bridges
+	mine     uint64 // records for this bridge
+	bytes    uint64 // their key+value bytes
+	solo     bool
+}
+
+// maxTallies bounds the tallies kept; an Ack reads what the dropped ones
+// covered.
+const maxTallies = 1024
+
+// tally keeps t, read after position after, replacing tallies of records
+// read before from further on (a session starting again from the durable
+// position).
+func (b *Bridge) tally(t readTally) {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	for len(b.tallies) > 0 && b.tallies[len(b.tallies)-1].to > t.from {
+		b.tallies = b.tallies[:len(b.tallies)-1]
+	}
+	if len(b.tallies) == maxTallies {
+		b.tallies = append(b.tallies[:0], b.tallies[1:]...)
+	}
+	b.tallies = append(b.tallies, t)
+}
+
+// span is a run of the log an Ack passes: counted by a Read (ok), or to be
+// read.
+type span struct {
+	from, to    uint64
+	mine, bytes uint64
+	ok          bool
+}
+
+// plan cuts (from, to] into spans, taking the tallies that hold for the
+// queue's removals and registered bridges now; tallies passed are let go.
+func (b *Bridge) plan(from, to, removals, reg uint64) []span {
+	b.tmu.Lock()
+	defer b.tmu.Unlock()
+	var out []span
+	pos, i := from, 0
+	for ; i < len(b.tallies) && pos < to; i++ {
+		t := &b.tallies[i]
+		if t.to <= pos {
+			continue
+		}
+		if t.from > pos {
+			end := min(t.from, to)
+			out = append(out, span{from: pos, to: end})
+			if pos = end; pos == to {
+				break
+			}
+		}
+		if t.from == pos && t.to <= to && t.solo && t.removals == removals && t.reg == reg {
+			out = append(out, span{from: pos, to: t.to, mine: t.mine, bytes: t.bytes, ok: true})
+			pos = t.to
+			continue
+		}
+		end := min(t.to, to)
+		out = append(out, span{from: pos, to: end})
+		if pos = end; end < t.to {
+			break // the rest of this tally is for a later Ack, which reads it
+		}
+	}
+	if pos < to {
+		out = append(out, span{from: pos, to: to})
+	}
+	for i < len(b.tallies) && b.tallies[i].to <= to {
+		i++
+	}
+	b.tallies = append(b.tallies[:0], b.tallies[i:]...)
+	return out
 }
 
 // Bridge returns the handle of a bridge named in Options.Bridges.
@@ -208,6 +295,8 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 	max += len(dst)
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
+	st := b.q.stats()
+	t := readTally{from: after, removals: b.q.removals.Load(), reg: st.registered(), solo: true}
 	b.topics.mu.Lock() // once per batch, not per message
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := newLogCursor(tx)
@@ -234,6 +323,9 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 				continue
 			}
 			size += len(v)
+			t.mine++
+			t.bytes += uint64(len(k) + len(v))
+			t.solo = t.solo && codec.Bridges(v)&t.reg == 1<<b.bit
 			var payload []byte // bbolt's bytes are the transaction's
 			if n := len(msgs); n < cap(msgs) {
 				if old := msgs[:n+1][n].Payload; cap(old) >= len(r.Payload) && cap(old) <= ReuseMax {
@@ -254,6 +346,10 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 	b.topics.mu.Unlock()
 	if err == nil && len(bad) > 0 {
 		err = b.q.dropCorrupt(bad)
+	}
+	if err == nil && len(bad) == 0 && next > after {
+		t.to = next
+		b.tally(t)
 	}
 	return msgs, next, err
 }
@@ -284,7 +380,7 @@ func (c *topicCache) intern(b []byte) string {
 // Ack records that the bridge is done with every message up to seq, in one
 // transaction: each such message that no other bridge still needs is gone
 // from the counters at once, and from the file with its segment (see
-// release).
+// release). The records the bridge's Reads tallied are not read again.
 func (b *Bridge) Ack(seq uint64) error {
 	return b.q.update(func(tx *bolt.Tx, st *state) error {
 		bs := &st.bridges[b.bit]
@@ -296,38 +392,56 @@ func (b *Bridge) Ack(seq uint64) error {
 		}
 		from := bs.pos
 		bs.pos = seq
-		c := newLogCursor(tx)
-		n := 0
-		for k, v := c.Seek(from + 1); k != nil; k, v = c.Next() {
-			s := binary.BigEndian.Uint64(k)
-			if s > seq {
-				break
-			}
-			if n++; n%shedEvery == 0 {
-				b.q.shed(tx)
-			}
-			if codec.Verify(v) != nil {
-				continue // Read drops it
-			}
-			mask := codec.Bridges(v)
-			if mask&(1<<b.bit) == 0 {
+		for _, sp := range b.plan(from, seq, b.q.removals.Load(), st.registered()) {
+			if sp.ok {
+				// Each record for this bridge alone: done now.
+				bs.pending -= min(bs.pending, sp.mine)
+				st.count -= sp.mine
+				st.bytes -= sp.bytes
 				continue
 			}
-			if bs.pending > 0 {
-				bs.pending--
-			}
-			if st.done(mask, s) {
-				st.count--
-				st.bytes -= uint64(len(k) + len(v))
-			}
+			b.q.account(tx, st, b.bit, sp.from, sp.to)
 		}
 		return b.q.release(tx, st, from, seq)
 	})
 }
 
+// account takes the records with from < seq <= to off bridge bit's pending
+// count, and off the log's counts those no bridge needs any more.
+func (q *Queue) account(tx *bolt.Tx, st *state, bit int, from, to uint64) {
+	bs := &st.bridges[bit]
+	c := newLogCursor(tx)
+	n := 0
+	for k, v := c.Seek(from + 1); k != nil; k, v = c.Next() {
+		s := binary.BigEndian.Uint64(k)
+		if s > to {
+			break
+		}
+		if n++; n%shedEvery == 0 {
+			q.shed(tx)
+		}
+		q.accounted++
+		if codec.Verify(v) != nil {
+			continue // Read drops it
+		}
+		mask := codec.Bridges(v)
+		if mask&(1<<bit) == 0 {
+			continue
+		}
+		if bs.pending > 0 {
+			bs.pending--
+		}
+		if st.done(mask, s) {
+			st.count--
+			st.bytes -= uint64(len(k) + len(v))
+		}
+	}
+}
+
 func (q *Queue) dropCorrupt(seqs []uint64) error {
 	q.log.Error("dropping damaged queue records", "messages", len(seqs), "first_seq", seqs[0])
 	return q.update(func(tx *bolt.Tx, st *state) error {
+		q.removing = true
 		var keys [][]byte
 		for _, s := range seqs {
 			k := seqKey(s)

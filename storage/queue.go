@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,9 +105,15 @@ type Queue struct {
 
 	readOnly bool
 
-	wmu   sync.Mutex    // serialises write transactions with their state update
-	lease uint64        // guarded by wmu
-	used  chan struct{} // see touched
+	wmu   sync.Mutex // serialises write transactions with their state update
+	lease uint64     // guarded by wmu
+	// removals counts the transactions that removed records other than by
+	// an Ack (limits, damage), each once committed, with wmu held: a
+	// Read's tally of records (see readTally) holds only while none has.
+	removals  atomic.Uint64
+	removing  bool          // the transaction under way removes records; guarded by wmu
+	accounted uint64        // records Acks read to count them; guarded by wmu
+	used      chan struct{} // see touched
 
 	mu       sync.Mutex // guards the fields below
 	st       state      // as of the last committed transaction
@@ -381,6 +388,12 @@ func (q *Queue) update(fn func(tx *bolt.Tx, st *state) error) (err error) {
 		}
 		return tx.Bucket(metaBucket).Put(stateKey, st.marshal())
 	})
+	if q.removing {
+		// After the commit: a Read that began before it, and saw the
+		// records, counts as before it.
+		q.removals.Add(1)
+		q.removing = false
+	}
 	if err != nil {
 		return err
 	}

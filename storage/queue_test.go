@@ -47,67 +47,76 @@ func checkFile(t testing.TB, path string) {
 		return
 	}
 	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		var st state
-		if err := st.unmarshal(tx.Bucket(metaBucket).Get(stateKey)); err != nil {
-			return err
-		}
-		var count, size uint64
-		var pending [maxBridges]uint64
-		c := newLogCursor(tx)
-		err := error(nil)
-		for k, v := c.First(); k != nil && err == nil; k, v = c.Next() {
-			err = func() error {
-				seq := binary.BigEndian.Uint64(k)
-				if seq > st.seq {
-					return fmt.Errorf("record %d above last seq %d", seq, st.seq)
-				}
-				if codec.Verify(v) != nil {
-					count++
-					size += uint64(len(k) + len(v))
-					return nil
-				}
-				if st.done(codec.Bridges(v), seq) {
-					// Gone from the counters; its segment must still be
-					// needed by a bridge that has not passed its end.
-					end := segEnd(segKey(seq))
-					for _, b := range st.bridges {
-						if b.name != "" && b.pos < end {
-							return nil
-						}
-					}
-					return fmt.Errorf("record %d is done for every bridge, and its segment passed, but still stored", seq)
-				}
-				count++
-				size += uint64(len(k) + len(v))
-				for m := codec.Bridges(v); m != 0; m &= m - 1 {
-					i := bits.TrailingZeros64(m)
-					if st.bridges[i].name != "" && st.bridges[i].pos < seq {
-						pending[i]++
-					}
-				}
-				return nil
-			}()
-		}
-		if err != nil {
-			return err
-		}
-		if count != st.count || size != st.bytes {
-			return fmt.Errorf("state says %d messages / %d bytes, log has %d / %d", st.count, st.bytes, count, size)
-		}
-		for i, b := range st.bridges {
-			if b.name != "" && b.pending != pending[i] {
-				return fmt.Errorf("bridge %s: state says %d pending, log has %d", b.name, b.pending, pending[i])
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := db.View(checkTx); err != nil {
 		t.Errorf("queue file check: %v", err)
 	}
+}
+
+// checkTx checks bbolt's consistency and every counter of the state record
+// against a full scan of the log.
+func checkTx(tx *bolt.Tx) error {
+	for err := range tx.Check() {
+		return err
+	}
+	return checkCounts(tx)
+}
+
+// checkCounts checks every counter of the state record against a full
+// scan of the log.
+func checkCounts(tx *bolt.Tx) error {
+	var st state
+	if err := st.unmarshal(tx.Bucket(metaBucket).Get(stateKey)); err != nil {
+		return err
+	}
+	var count, size uint64
+	var pending [maxBridges]uint64
+	c := newLogCursor(tx)
+	err := error(nil)
+	for k, v := c.First(); k != nil && err == nil; k, v = c.Next() {
+		err = func() error {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > st.seq {
+				return fmt.Errorf("record %d above last seq %d", seq, st.seq)
+			}
+			if codec.Verify(v) != nil {
+				count++
+				size += uint64(len(k) + len(v))
+				return nil
+			}
+			if st.done(codec.Bridges(v), seq) {
+				// Gone from the counters; its segment must still be
+				// needed by a bridge that has not passed its end.
+				end := segEnd(segKey(seq))
+				for _, b := range st.bridges {
+					if b.name != "" && b.pos < end {
+						return nil
+					}
+				}
+				return fmt.Errorf("record %d is done for every bridge, and its segment passed, but still stored", seq)
+			}
+			count++
+			size += uint64(len(k) + len(v))
+			for m := codec.Bridges(v); m != 0; m &= m - 1 {
+				i := bits.TrailingZeros64(m)
+				if st.bridges[i].name != "" && st.bridges[i].pos < seq {
+					pending[i]++
+				}
+			}
+			return nil
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	if count != st.count || size != st.bytes {
+		return fmt.Errorf("state says %d messages / %d bytes, log has %d / %d", st.count, st.bytes, count, size)
+	}
+	for i, b := range st.bridges {
+		if b.name != "" && b.pending != pending[i] {
+			return fmt.Errorf("bridge %s: state says %d pending, log has %d", b.name, b.pending, pending[i])
+		}
+	}
+	return nil
 }
 
 func enqueue(t testing.TB, q *Queue, topic string, mask uint64, payload string) uint64 {
