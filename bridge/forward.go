@@ -96,6 +96,11 @@ type batcher interface{ push(full bool) }
 // them when the forwarder has nothing in flight and waits for messages.
 type rester interface{ rest() }
 
+// harvester is a link that reuses its deliveries: the forwarder tells it
+// when it is done with them, the n oldest it was given that it had not
+// reported before (it takes them off the window in the order it got them).
+type harvester interface{ harvested(n int) }
+
 // Stats are a bridge's counters, for the metrics endpoint.
 type Stats struct {
 	Name      string
@@ -199,6 +204,7 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 	cl, counts := l.(counter)
 	pl, progresses := l.(progresser)
 	rl, rests := l.(rester)
+	hl, harvests := l.(harvester)
 	done := acked // last seq whose delivery, and every one before it, is done
 	lastAck := time.Now()
 	// Positions are recorded by a goroutine of their own: the commit and
@@ -365,6 +371,9 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 		rest := copy(window, window[n:])
 		clear(window[rest:])
 		window = window[:rest]
+		if harvests && n > 0 {
+			hl.harvested(n)
+		}
 		if failed != nil {
 			// Finished with an error that is not a drop: the session is
 			// broken (paho fails the pending publishes just before it

@@ -383,9 +383,13 @@ type kafkaDelivery struct {
 	done   atomic.Pointer[chan struct{}] // made by Done
 	fin    atomic.Bool
 	closed atomic.Bool // done is closed: by finish or Done, whichever sees the other's mark
+	// left: finish is over, and has let go of the delivery. Only then is
+	// it finished for the forwarder, which may then have it reused (see
+	// deliveries).
+	left atomic.Bool
 }
 
-func (d *kafkaDelivery) finished() bool { return d.fin.Load() }
+func (d *kafkaDelivery) finished() bool { return d.left.Load() }
 func (d *kafkaDelivery) Error() error   { return d.err }
 
 func (d *kafkaDelivery) Done() <-chan struct{} {
@@ -408,6 +412,7 @@ func (d *kafkaDelivery) finish(err error) {
 	if d.done.Load() != nil {
 		d.close()
 	}
+	d.left.Store(true)
 }
 
 func (d *kafkaDelivery) close() {
@@ -439,9 +444,9 @@ type kafkaLink struct {
 	lingering bool            // records were handed on to linger, and not sent at once since
 	now       context.Context // canceled: Flush with it sends what is buffered, and returns
 	stamps    stamper         // send's
-	slab      []kafkaDelivery // see delivery
-	sends     atomic.Uint64   // how many times records were sent at once (see OnProduceRecordPartitioned)
-	resend    atomic.Bool     // a send for records partitioned late is under way
+	dels      deliveries
+	sends     atomic.Uint64 // how many times records were sent at once (see OnProduceRecordPartitioned)
+	resend    atomic.Bool   // a send for records partitioned late is under way
 
 	lostCh chan struct{}
 	mu     sync.Mutex
@@ -497,10 +502,7 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 		l.outs.put(out)
 		return nil, drop(DropTooLarge, fmt.Errorf("%w: a batch of this record alone is %d bytes; batch.max_bytes is %d", kerr.MessageTooLarge, n, b.maxBatch))
 	}
-	d := l.delivery()
-	out.seq, out.l, out.d = m.Seq, l, d
 	serial := l.serialHi != 0 && m.Seq >= l.serialLo && m.Seq <= l.serialHi
-	out.serial = serial
 	if serial {
 		// Alone: nothing else buffered or in flight, so that a failure
 		// can only be this record's.
@@ -509,6 +511,8 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 			return nil, fmt.Errorf("waiting for records in flight: %w", err)
 		}
 	}
+	d := l.dels.next() // only for a message sent: the forwarder harvests in this order
+	out.seq, out.l, out.d, out.serial = m.Seq, l, d, serial
 	l.pending.Add(1)
 	l.staged = append(l.staged, out)
 	if serial || len(l.staged) >= l.batchSize {
@@ -524,16 +528,43 @@ func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	return d, nil
 }
 
-// delivery returns a new delivery. They are allocated slabSize at a time:
-// one allocation per message would be most of what a drain allocates, and
-// so of its collection work. A slab is freed once the forwarder and
-// franz-go are done with all of its deliveries.
-func (l *kafkaLink) delivery() *kafkaDelivery {
-	if len(l.slab) == cap(l.slab) {
-		l.slab = make([]kafkaDelivery, 0, slabSize)
+// deliveries hands out a link's deliveries, in the order of its sends,
+// slabSize at a time: one allocation per message would be most of what a
+// drain allocates, and so of its collection work. The forwarder harvests
+// deliveries in the same order (see harvested); a slab all of whose
+// deliveries are harvested is reused, so that a drain allocates none.
+type deliveries struct {
+	cur       []kafkaDelivery   // being handed out: len of them so far
+	used      [][]kafkaDelivery // slabs handed out from, oldest first (cur last), not all harvested
+	harvested int               // deliveries of used[0] harvested
+	free      [][]kafkaDelivery
+}
+
+func (ds *deliveries) next() *kafkaDelivery {
+	if len(ds.cur) == cap(ds.cur) {
+		if n := len(ds.free); n > 0 {
+			ds.cur, ds.free = ds.free[n-1], ds.free[:n-1]
+		} else {
+			ds.cur = make([]kafkaDelivery, 0, slabSize)
+		}
+		ds.used = append(ds.used, ds.cur)
 	}
-	l.slab = l.slab[:len(l.slab)+1]
-	return &l.slab[len(l.slab)-1]
+	ds.cur = ds.cur[:len(ds.cur)+1]
+	return &ds.cur[len(ds.cur)-1]
+}
+
+// done: the forwarder has harvested the n oldest deliveries not harvested
+// before, each finished (its promise has let go of it), and holds them no
+// more.
+func (ds *deliveries) done(n int) {
+	ds.harvested += n
+	for ds.harvested >= slabSize && len(ds.used) > 0 {
+		s := ds.used[0][:slabSize]
+		clear(s)
+		ds.free = append(ds.free, s[:0])
+		ds.used = append(ds.used[:0], ds.used[1:]...)
+		ds.harvested -= slabSize
+	}
 }
 
 const slabSize = 256
@@ -726,7 +757,13 @@ func (b *Kafka) mapping(topic string) *kafkaMapping {
 // rest: the forwarder has nothing in flight and waits for messages. The
 // kafkaOuts kept for reuse go: a live message now and then needs none of a
 // drain's thousands.
-func (l *kafkaLink) rest() { l.outs.reset() }
+func (l *kafkaLink) rest() {
+	l.outs.reset()
+	l.dels.free = nil
+}
+
+// harvested: the forwarder is done with the oldest n deliveries.
+func (l *kafkaLink) harvested(n int) { l.dels.done(n) }
 
 // copies: send copies the payload into the record (see copier).
 func (l *kafkaLink) copies() {}

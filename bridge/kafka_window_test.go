@@ -278,3 +278,31 @@ func TestOutStore(t *testing.T) {
 		t.Fatal("a kafkaOut given back before reset was handed out after it")
 	}
 }
+
+// TestDeliveriesReused: deliveries come from slabs that are reused, zeroed,
+// once the forwarder has harvested every delivery of one, and not before.
+func TestDeliveriesReused(t *testing.T) {
+	var ds deliveries
+	first := ds.next()
+	first.finish(errors.New("refused"))
+	for range slabSize - 1 {
+		ds.next().finish(nil)
+	}
+	second := ds.next() // a new slab: none of the first's is harvested
+	ds.done(slabSize - 1)
+	if d := ds.next(); d == first {
+		t.Fatal("a slab was reused before all of its deliveries were harvested")
+	}
+	ds.done(1)
+	for range slabSize - 2 {
+		ds.next()
+	}
+	if d := ds.next(); d != first {
+		t.Fatal("a harvested slab was not reused")
+	} else if d.finished() || d.Error() != nil || d.done.Load() != nil {
+		t.Fatal("a reused delivery is not zeroed")
+	}
+	if second == first {
+		t.Fatal("two deliveries handed out at once are one")
+	}
+}
