@@ -96,7 +96,7 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	start := time.Now()
+	start, host0 := time.Now(), readHostCPU()
 	cpu0, self0 := cpuOf(b, p.cmd.Process.Pid), cpuOf(b, os.Getpid())
 	for produced("telemetry") < int64(n) {
 		if time.Now().After(deadline) {
@@ -104,7 +104,7 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	took := time.Since(start)
+	took, host := time.Since(start), readHostCPU()
 	peak := readStatusMiB(b, p, "VmHWM")
 	end := readRSS(b, p)
 	cpu, self := cpuOf(b, p.cmd.Process.Pid), cpuOf(b, os.Getpid())
@@ -114,7 +114,9 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	}
 
 	dr, db := reqs.Swap(0), batches.Swap(0)
+	baseHost0 := readHostCPU()
 	base, baseCPU := baselineProduce(b, c.ListenAddrs(), n, codec)
+	baseHost := readHostCPU()
 	br, bb := reqs.Load(), batches.Load()
 	rate, baseRate := float64(n)/took.Seconds(), float64(n)/base.Seconds()
 	b.ReportMetric(rate, "msgs/s")
@@ -129,6 +131,7 @@ func benchKafkaDrain(b *testing.B, n int, codec string) {
 	b.Logf("produce requests: drain %d (%.0f records per partition batch), baseline %d (%.0f)", dr, float64(n)/float64(db), br, float64(n)/float64(bb))
 	b.Logf("outpost used %v of CPU (user+system, startup included): %.2f µs per message, %.2f during the drain; the cluster %.2f µs per message during the drain, and the cluster with the baseline producer %.2f",
 		cpu.Round(time.Millisecond), perMsg(cpu, n), perMsg(cpu-cpu0, n), perMsg(self-self0, n), perMsg(baseCPU, n))
+	b.Logf("CPU time stolen by the host: %.0f%% during the drain, %.0f%% during the baseline", stolen(host0, host), stolen(baseHost0, baseHost))
 }
 
 // benchRecord is message i as outpost produces it, for the baseline.

@@ -649,6 +649,38 @@ func loadAverage() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
+// hostCPU is the machine's CPU time from /proc/stat, in clock ticks: all
+// of it, and the part stolen (a virtual machine's CPUs given to others by
+// the host).
+type hostCPU struct{ total, steal int64 }
+
+func readHostCPU() hostCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostCPU{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var h hostCPU
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		h.total += v
+		if i == 8 {
+			h.steal = v
+		}
+	}
+	return h
+}
+
+// stolen is the share of the machine's CPU time stolen from a to b, in
+// percent: a busy host slows every rate, the baseline's too, unevenly.
+func stolen(a, b hostCPU) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return 100 * float64(b.steal-a.steal) / float64(b.total-a.total)
+}
+
 // procRSS reads VmRSS, RssAnon and RssFile of pid, in MiB.
 func procRSS(pid int) (rss, error) {
 	f, err := procStatus(pid)
