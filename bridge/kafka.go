@@ -702,7 +702,8 @@ func (s *outStore) get() *kafkaOut {
 }
 
 // put gives o back. What record sets it sets whole, so o is not cleared,
-// but for its delivery: those are allocated together (see delivery).
+// but for its delivery, which is handed out again once harvested (see
+// deliveries).
 func (s *outStore) put(o *kafkaOut) {
 	o.d = nil
 	if cap(o.val) > storage.ReuseMax {
