@@ -379,17 +379,21 @@ func (k kafkaLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 // before them are (partitions finish out of order), and the record, its
 // headers and its payload go as soon as franz-go is done with them.
 type kafkaDelivery struct {
-	err    error                         // set before fin
-	done   atomic.Pointer[chan struct{}] // made by Done
-	fin    atomic.Bool
-	closed atomic.Bool // done is closed: by finish or Done, whichever sees the other's mark
-	// left: finish is over, and has let go of the delivery. Only then is
-	// it finished for the forwarder, which may then have it reused (see
-	// deliveries).
-	left atomic.Bool
+	err   error                         // set before finBit
+	done  atomic.Pointer[chan struct{}] // made by Done
+	flags atomic.Uint32                 // finBit, closedBit, leftBit
 }
 
-func (d *kafkaDelivery) finished() bool { return d.left.Load() }
+const (
+	finBit    = 1 << iota // the record is finished; err is set
+	closedBit             // done is closed: by finish or Done, whichever sees the other's mark
+	// leftBit: finish is over, and has let go of the delivery. Only then
+	// is it finished for the forwarder, which may then have it reused
+	// (see deliveries).
+	leftBit
+)
+
+func (d *kafkaDelivery) finished() bool { return d.flags.Load()&leftBit != 0 }
 func (d *kafkaDelivery) Error() error   { return d.err }
 
 func (d *kafkaDelivery) Done() <-chan struct{} {
@@ -400,7 +404,7 @@ func (d *kafkaDelivery) Done() <-chan struct{} {
 	if !d.done.CompareAndSwap(nil, &c) {
 		return *d.done.Load()
 	}
-	if d.fin.Load() {
+	if d.flags.Load()&finBit != 0 {
 		d.close()
 	}
 	return c
@@ -408,15 +412,15 @@ func (d *kafkaDelivery) Done() <-chan struct{} {
 
 func (d *kafkaDelivery) finish(err error) {
 	d.err = err
-	d.fin.Store(true)
+	d.flags.Or(finBit)
 	if d.done.Load() != nil {
 		d.close()
 	}
-	d.left.Store(true)
+	d.flags.Or(leftBit)
 }
 
 func (d *kafkaDelivery) close() {
-	if d.closed.CompareAndSwap(false, true) {
+	if d.flags.Or(closedBit)&closedBit == 0 {
 		close(*d.done.Load())
 	}
 }
