@@ -219,10 +219,18 @@ func TestWindowLetsGoOfDeliveries(t *testing.T) {
 }
 
 // restLink is a memLink that counts the forwarder's rest calls, and the
-// messages it had been sent at each.
+// messages it had been sent at each, and the deliveries it was told were
+// harvested.
 type restLink struct {
 	memLink
-	rests []int
+	rests  []int
+	reaped int // deliveries reported harvested
+}
+
+func (l *restLink) harvested(n int) {
+	l.mu.Lock()
+	l.reaped += n
+	l.mu.Unlock()
 }
 
 func (l *restLink) rest() {
@@ -233,7 +241,8 @@ func (l *restLink) rest() {
 
 // TestForwarderRests: a link that keeps things for reuse is told to let go
 // of them once everything is sent and done and the forwarder waits for
-// more; not while it drains.
+// more; not while it drains. Each delivery is reported harvested once (a
+// link reuses what it is told of).
 func TestForwarderRests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 1000
@@ -258,6 +267,12 @@ func TestForwarderRests(t *testing.T) {
 		l.mu.Unlock()
 		if last := rests[len(rests)-1]; last != n+10 {
 			t.Fatalf("last rest after %d messages sent; want after %d", last, n+10)
+		}
+		l.mu.Lock()
+		harvested := l.reaped
+		l.mu.Unlock()
+		if harvested != n+10 {
+			t.Fatalf("%d deliveries reported harvested of the %d sent and done", harvested, n+10)
 		}
 		cancel()
 		<-done

@@ -449,7 +449,6 @@ type kafkaLink struct {
 	now       context.Context // canceled: Flush with it sends what is buffered, and returns
 	stamps    stamper         // send's
 	dels      deliveries
-	topics    [64]topicSlot // see mapping
 	sends     atomic.Uint64 // how many times records were sent at once (see OnProduceRecordPartitioned)
 	resend    atomic.Bool   // a send for records partitioned late is under way
 
@@ -492,7 +491,7 @@ func (l *kafkaLink) broken(seq uint64, err error, suspect bool) {
 
 func (l *kafkaLink) send(m *storage.Message) (delivery, error) {
 	b := l.b
-	mp := l.mapping(m.Topic)
+	mp := b.mapping(m.Topic)
 	if mp == nil {
 		return nil, drop(DropNoRoute, errors.New("no forward route of the bridge matches the topic"))
 	}
@@ -758,26 +757,6 @@ func (b *Kafka) mapping(topic string) *kafkaMapping {
 	}
 	b.mappings.add(nil, topic, mp)
 	return mp
-}
-
-// mapping is b.mapping with a cache in front, for send: the queue hands
-// out one string per topic (see storage.Bridge.Read), so a topic is found
-// by where its bytes are, without hashing them. A slot holds the string's
-// bytes, so they cannot be freed and reused for another topic while it
-// does.
-func (l *kafkaLink) mapping(topic string) *kafkaMapping {
-	p := unsafe.StringData(topic)
-	s := &l.topics[uintptr(unsafe.Pointer(p))>>4%uintptr(len(l.topics))]
-	if s.p != p || s.n != len(topic) {
-		*s = topicSlot{p: p, n: len(topic), mp: l.b.mapping(topic)}
-	}
-	return s.mp
-}
-
-type topicSlot struct {
-	p  *byte
-	n  int
-	mp *kafkaMapping
 }
 
 // rest: the forwarder has nothing in flight and waits for messages. The

@@ -306,33 +306,3 @@ func TestDeliveriesReused(t *testing.T) {
 		t.Fatal("two deliveries handed out at once are one")
 	}
 }
-
-// TestLinkMapping: the link's cache of mappings gives each topic its own,
-// for the queue's strings and for other strings of the same bytes, however
-// the slots collide.
-func TestLinkMapping(t *testing.T) {
-	b, err := NewKafka(Options{Config: kafkaBridgeConfig(t, []string{"127.0.0.1:9"}, `  - name: lake
-    kafka: {brokers: %s}
-    forward:
-      - {from: "sensors/#", topic: "telemetry", key: "{gateway_id}/{2}"}
-`), GatewayID: kafkaGateway})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &kafkaLink{b: b}
-	topics := make([]string, 200) // more than the slots
-	for i := range topics {
-		topics[i] = "sensors/s" + strconv.Itoa(i) + "/t"
-	}
-	for round := range 3 {
-		for i, topic := range topics {
-			if round == 2 {
-				topic = string([]byte(topic)) // the same bytes elsewhere
-			}
-			mp := l.mapping(topic)
-			if mp == nil || string(mp.mqttTopic) != topics[i] {
-				t.Fatalf("round %d: topic %q mapped to %+v", round, topic, mp)
-			}
-		}
-	}
-}

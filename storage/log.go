@@ -161,11 +161,11 @@ type Bridge struct {
 // removed meanwhile but by Acks (removals unchanged), and only when each
 // record for the bridge was for no other registered bridge (solo): the
 // records others need are done only once the others have passed them, and
-// Ack looks at those.
+// Ack looks at those. (The registered bridges are fixed while a Queue is
+// open: register runs when it is opened.)
 type readTally struct {
 	from, to uint64 // the records with from < seq <= to
 	removals uint64 // the queue's removals before the Read began
-	reg      uint64 // the registered bridges
 	mine     uint64 // records for this bridge
 	bytes    uint64 // their key+value bytes
 	solo     bool
@@ -199,8 +199,8 @@ type span struct {
 }
 
 // plan cuts (from, to] into spans, taking the tallies that hold for the
-// queue's removals and registered bridges now; tallies passed are let go.
-func (b *Bridge) plan(from, to, removals, reg uint64) []span {
+// queue's removals now; tallies passed are let go.
+func (b *Bridge) plan(from, to, removals uint64) []span {
 	b.tmu.Lock()
 	defer b.tmu.Unlock()
 	var out []span
@@ -217,7 +217,7 @@ func (b *Bridge) plan(from, to, removals, reg uint64) []span {
 				break
 			}
 		}
-		if t.from == pos && t.to <= to && t.solo && t.removals == removals && t.reg == reg {
+		if t.from == pos && t.to <= to && t.solo && t.removals == removals {
 			out = append(out, span{from: pos, to: t.to, mine: t.mine, bytes: t.bytes, ok: true})
 			pos = t.to
 			continue
@@ -295,8 +295,8 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 	max += len(dst)
 	scanLimit := max * 16 // bound the work spent skipping other bridges' records
 	var bad []uint64
-	st := b.q.stats()
-	t := readTally{from: after, removals: b.q.removals.Load(), reg: st.registered(), solo: true}
+	t := readTally{from: after, removals: b.q.removals.Load(), solo: true}
+	reg := b.q.registered()
 	b.topics.mu.Lock() // once per batch, not per message
 	err = b.q.view(func(tx *bolt.Tx) error {
 		c := newLogCursor(tx)
@@ -325,7 +325,7 @@ func (b *Bridge) ReadAppend(dst []Message, after uint64, max, maxBytes int) (msg
 			size += len(v)
 			t.mine++
 			t.bytes += uint64(len(k) + len(v))
-			t.solo = t.solo && codec.Bridges(v)&t.reg == 1<<b.bit
+			t.solo = t.solo && r.Bridges&reg == 1<<b.bit
 			var payload []byte // bbolt's bytes are the transaction's
 			if n := len(msgs); n < cap(msgs) {
 				if old := msgs[:n+1][n].Payload; cap(old) >= len(r.Payload) && cap(old) <= ReuseMax {
@@ -392,7 +392,7 @@ func (b *Bridge) Ack(seq uint64) error {
 		}
 		from := bs.pos
 		bs.pos = seq
-		for _, sp := range b.plan(from, seq, b.q.removals.Load(), st.registered()) {
+		for _, sp := range b.plan(from, seq, b.q.removals.Load()) {
 			if sp.ok {
 				// Each record for this bridge alone: done now.
 				bs.pending -= min(bs.pending, sp.mine)
@@ -436,6 +436,13 @@ func (q *Queue) account(tx *bolt.Tx, st *state, bit int, from, to uint64) {
 			st.bytes -= uint64(len(k) + len(v))
 		}
 	}
+}
+
+// registered is the mask of the registered bridges.
+func (q *Queue) registered() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.st.registered()
 }
 
 func (q *Queue) dropCorrupt(seqs []uint64) error {
