@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -48,6 +49,14 @@ const (
 // the cluster and the baseline producer together, one process), and the
 // CPU time the host stole.
 //
+// The floor of the memory figures comes last in each run: a bare franz-go
+// producer (internal/kafkafloor), in a process of its own, sends n records
+// of the same shape with the bridge's producer settings, reusing them as
+// the bridge does, and the benchmark reports how much its resident set grew
+// from idle (connected, one record sent) to its peak. That is what
+// franz-go itself takes to send at that rate, and outpost's growth during
+// the drain, which includes reading the queue, compares with it.
+//
 // Both rates vary from run to run with the machine's load, the baseline's
 // most: each codec runs OUTPOST_BENCH_ROUNDS times (default 3), drain and
 // baseline in turn, and the metrics are the medians of the rounds.
@@ -58,11 +67,12 @@ func BenchmarkKafkaDrain(b *testing.B) {
 	n, rounds := benchMessages(b), benchRounds(b)
 	queue := filepath.Join(b.TempDir(), "queue.db")
 	fillKafkaQueue(b, queue, n)
+	floor := buildFloor(b)
 	for _, codec := range []string{"none", "zstd"} {
 		b.Run(codec, func(b *testing.B) {
 			var rs []kafkaRun
 			for range b.N * rounds {
-				rs = append(rs, benchKafkaDrain(b, n, codec, queue))
+				rs = append(rs, benchKafkaDrain(b, n, codec, queue, floor))
 			}
 			med := func(f func(kafkaRun) float64) float64 {
 				v := make([]float64, len(rs))
@@ -78,6 +88,7 @@ func BenchmarkKafkaDrain(b *testing.B) {
 			rate, base := med(func(r kafkaRun) float64 { return r.rate }), med(func(r kafkaRun) float64 { return r.baseRate })
 			ratio, rss := med(func(r kafkaRun) float64 { return r.rate / r.baseRate }), med(func(r kafkaRun) float64 { return r.peak / r.idle })
 			cpu := med(func(r kafkaRun) float64 { return r.cpu })
+			grew, floorGrew := med(func(r kafkaRun) float64 { return r.peak - r.idle }), med(func(r kafkaRun) float64 { return r.floorPeak - r.floorIdle })
 			b.ReportMetric(rate, "msgs/s")
 			b.ReportMetric(base, "baseline-msgs/s")
 			b.ReportMetric(ratio, "vs-baseline")
@@ -85,8 +96,10 @@ func BenchmarkKafkaDrain(b *testing.B) {
 			b.ReportMetric(med(func(r kafkaRun) float64 { return r.peak }), "peak-rss-MiB")
 			b.ReportMetric(rss, "peak/idle")
 			b.ReportMetric(cpu, "outpost-cpu-µs/msg")
-			b.Logf("%s, %d messages, medians of %d runs: drain %.0f msgs/s, baseline %.0f msgs/s, drain/baseline %.2fx; peak/idle RSS %.2f; outpost %.2f µs of CPU per message",
-				codec, n, len(rs), rate, base, ratio, rss, cpu)
+			b.ReportMetric(grew, "rss-growth-MiB")
+			b.ReportMetric(floorGrew, "floor-rss-growth-MiB")
+			b.Logf("%s, %d messages, medians of %d runs: drain %.0f msgs/s, baseline %.0f msgs/s, drain/baseline %.2fx; peak/idle RSS %.2f; outpost %.2f µs of CPU per message; RSS growth: outpost %.1f MiB, a bare franz-go producer %.1f MiB",
+				codec, n, len(rs), rate, base, ratio, rss, cpu, grew, floorGrew)
 		})
 	}
 }
@@ -104,13 +117,14 @@ func benchRounds(b *testing.B) int {
 	return r
 }
 
-// kafkaRun is one run's figures: rates in msgs/s, RSS in MiB, outpost's CPU
-// during the drain in µs per message.
-type kafkaRun struct{ rate, baseRate, idle, peak, cpu float64 }
+// kafkaRun is one run's figures: rates in msgs/s, RSS in MiB (outpost's,
+// and the floor producer's), outpost's CPU during the drain in µs per
+// message.
+type kafkaRun struct{ rate, baseRate, idle, peak, floorIdle, floorPeak, cpu float64 }
 
 // benchKafkaDrain runs outpost on a copy of the queue file queue, holding n
-// messages, and then the baseline.
-func benchKafkaDrain(b *testing.B, n int, codec, queue string) kafkaRun {
+// messages, then the baseline, then the floor producer (the binary floor).
+func benchKafkaDrain(b *testing.B, n int, codec, queue, floor string) kafkaRun {
 	dir := b.TempDir()
 	ports := bridgetest.FreePorts(b, 3)
 	brokers := bridgetest.Addrs(ports)
@@ -122,7 +136,7 @@ func benchKafkaDrain(b *testing.B, n int, codec, queue string) kafkaRun {
 	time.Sleep(time.Second)
 	idle := readRSS(b, p)
 
-	c := bridgetest.NewKafka(b, 3, kfake.Ports(ports...), kfake.SeedTopics(kbKeys, "telemetry", "baseline"), kfake.BlackholeProduce())
+	c := bridgetest.NewKafka(b, 3, kfake.Ports(ports...), kfake.SeedTopics(kbKeys, "telemetry", "baseline", "floor"), kfake.BlackholeProduce())
 	// Produce requests and partition batches, of the drain and then of the
 	// baseline (requests name topics by ID).
 	var reqs, batches atomic.Int64
@@ -171,15 +185,74 @@ func benchKafkaDrain(b *testing.B, n int, codec, queue string) kafkaRun {
 	base, baseCPU := baselineProduce(b, c.ListenAddrs(), n, codec)
 	baseHost := readHostCPU()
 	br, bb := reqs.Load(), batches.Load()
+	floorIdle, floorPeak := floorProduce(b, floor, c.ListenAddrs(), n, codec)
+	if got := produced("floor"); got != int64(n)+1 {
+		b.Fatalf("the floor producer: %d records produced for %d and its warm-up record", got, n)
+	}
 	rate, baseRate := float64(n)/took.Seconds(), float64(n)/base.Seconds()
 	b.Logf("%s, %d messages: drain %.0f msgs/s (%s), baseline %.0f msgs/s (%s), %.2fx; RSS MiB (anon+file) idle %s, after %s, peak (VmHWM) %.1f, peak/idle %.2f",
 		codec, n, rate, took.Round(time.Millisecond), baseRate, base.Round(time.Millisecond), rate/baseRate, idle, end, peak, peak/idle.rss)
 	// (A benchmark's log is cut after ten lines: two a run.)
-	b.Logf("  produce requests: drain %d (%.0f records per partition batch), baseline %d (%.0f); outpost used %v of CPU (user+system, startup included): %.2f µs per message, %.2f during the drain; the cluster %.2f µs per message during the drain, and the cluster with the baseline producer %.2f; CPU time stolen by the host: %.0f%% during the drain, %.0f%% during the baseline",
+	b.Logf("  produce requests: drain %d (%.0f records per partition batch), baseline %d (%.0f); outpost used %v of CPU (user+system, startup included): %.2f µs per message, %.2f during the drain; the cluster %.2f µs per message during the drain, and the cluster with the baseline producer %.2f; CPU time stolen by the host: %.0f%% during the drain, %.0f%% during the baseline; a bare franz-go producer's RSS MiB: idle %s, peak %.1f, +%.1f (outpost +%.1f)",
 		dr, float64(n)/float64(db), br, float64(n)/float64(bb),
 		cpu.Round(time.Millisecond), perMsg(cpu, n), perMsg(cpu-cpu0, n), perMsg(self-self0, n), perMsg(baseCPU, n),
-		stolen(host0, host), stolen(baseHost0, baseHost))
-	return kafkaRun{rate: rate, baseRate: baseRate, idle: idle.rss, peak: peak, cpu: perMsg(cpu-cpu0, n)}
+		stolen(host0, host), stolen(baseHost0, baseHost), floorIdle, floorPeak, floorPeak-floorIdle.rss, peak-idle.rss)
+	return kafkaRun{rate: rate, baseRate: baseRate, idle: idle.rss, peak: peak, floorIdle: floorIdle.rss, floorPeak: floorPeak, cpu: perMsg(cpu-cpu0, n)}
+}
+
+// buildFloor builds internal/kafkafloor, the floor producer.
+func buildFloor(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "kafkafloor")
+	cmd := exec.Command("go", "build", "-o", bin, "./internal/kafkafloor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building the floor producer: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// floorProduce runs the floor producer bin, sending n records to the topic
+// "floor" with the bridge's batching and codec, and returns its RSS once it
+// has connected and idled for a second, and its peak (VmHWM) once all are
+// acknowledged.
+func floorProduce(b *testing.B, bin string, brokers []string, n int, codec string) (idle rss, peak float64) {
+	cmd := exec.Command(bin, "-brokers", strings.Join(brokers, ","), "-n", strconv.Itoa(n),
+		"-window", strconv.Itoa(2*kbMaxMessages), "-linger", kbMaxDelay.String(), "-max-bytes", strconv.Itoa(kbMaxBytes),
+		"-codec", codec, "-zstd-level", strconv.Itoa(bridge.ZstdLevel), "-gc-percent", strconv.Itoa(gcPercent), "-keys", strconv.Itoa(kbKeys))
+	cmd.SysProcAttr = dieWithTest()
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { // it exits when its input closes, once done; killed if not by then
+		in.Close()
+		kill := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+		kill.Stop()
+	}()
+	lines := bufio.NewScanner(out)
+	expect := func(want string) {
+		if !lines.Scan() || lines.Text() != want {
+			b.Fatalf("the floor producer: want %q, got %q (%v)", want, lines.Text(), lines.Err())
+		}
+	}
+	expect("ready")
+	time.Sleep(time.Second)
+	p := &proc{cmd: cmd}
+	idle = readRSS(b, p)
+	if _, err := io.WriteString(in, "go\n"); err != nil {
+		b.Fatal(err)
+	}
+	expect("done")
+	return idle, readStatusMiB(b, p, "VmHWM")
 }
 
 // copyFile copies the file at from to to, making to's directory.
