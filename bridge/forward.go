@@ -301,7 +301,10 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 						f.dropped(m, de)
 						continue
 					}
-					if errors.Is(err, errLinkLost) {
+					if errors.Is(err, errLinkLost) || isClosed(l.lost()) {
+						// (A send that fails because a record in flight
+						// broke the link, such as a Flush cut short,
+						// goes the same way: what is done is recorded.)
 						return lost()
 					}
 					return err
@@ -548,6 +551,16 @@ func (f *forwarder) noteLoss(l link, unfinished []inflight, probing bool) {
 
 // finisher is a delivery that can say it is done without a channel.
 type finisher interface{ finished() bool }
+
+// isClosed reports whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
 
 func isDone(d delivery) bool {
 	if f, ok := d.(finisher); ok {

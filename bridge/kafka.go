@@ -60,9 +60,11 @@ const (
 // Retries: franz-go retries retryable errors itself, for ever (no record
 // retry limit, no delivery timeout). A record that fails anyway (unknown
 // topic after a few metadata refreshes, a closed client, an unexpected
-// error) ends the session: the client is closed, so nothing buffered after
-// the failure is written, and the next session resends from the durable
-// position after a backoff.
+// error) ends the session: the client is closed, so nothing still buffered
+// after the failure is written, and the next session resends from the
+// durable position after a backoff. (Batches of the failed one's partition
+// that franz-go has already sent are written: on that partition, a
+// message may then arrive for the first time after a later one.)
 //
 // Drops: errors that name the record's topic (TOPIC_AUTHORIZATION_FAILED,
 // INVALID_TOPIC_EXCEPTION) are the record's own: franz-go fails a whole

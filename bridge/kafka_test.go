@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -389,6 +390,101 @@ func TestKafkaProduceErrors(t *testing.T) {
 		}
 	}
 	t.Logf("%d records, %d duplicates (resent after the batch refused as too large)", len(recs), dups)
+}
+
+// TestKafkaBreakWhileAlone: a batch refused as too large makes the next
+// session send its messages one at a time; a record that then fails with
+// an error that ends the session (UNKNOWN_SERVER_ERROR, once) must not
+// cost the progress made: every message sent alone and acknowledged
+// before it is recorded, so none of them is written again, and the
+// session's error names the cause.
+func TestKafkaBreakWhileAlone(t *testing.T) {
+	const n, culprit, breaker = 400, 150, 153
+	c := bridgetest.NewKafka(t, 1, kfake.SeedTopics(1, "telemetry"))
+	token := regexp.MustCompile(`m-([0-9]+)-`)
+	var (
+		mu        sync.Mutex
+		refused   bool        // the batch holding the culprit was refused
+		broke     int         // records in the request that the break failed
+		writtenAt map[int]int // message: requests that wrote it since the refusal
+	)
+	writtenAt = make(map[int]int)
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rt := range kreq.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				fault := func(err *kerr.Error) {
+					c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: rt.Topic, TopicID: rt.TopicID, Partitions: []int32{rp.Partition}, Err: err})
+				}
+				switch {
+				case bytes.Contains(rp.Records, []byte("inject-too-large")):
+					refused = true
+					fault(kerr.MessageTooLarge)
+				case refused && broke == 0 && bytes.Contains(rp.Records, []byte("inject-break")):
+					broke = len(token.FindAll(rp.Records, -1))
+					fault(kerr.UnknownServerError)
+				case refused:
+					for _, m := range token.FindAllSubmatch(rp.Records, -1) {
+						i, _ := strconv.Atoi(string(m[1]))
+						writtenAt[i]++
+					}
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	q, qb := kafkaQueue(t)
+	kafkaEnqueue(t, q, 0, n, func(i int) *storage.Message {
+		m := sensorMsg(4)(i)
+		m.Payload = fmt.Appendf(nil, "m-%d-", i)
+		switch i {
+		case culprit:
+			m.Props = []storage.Property{{Key: "inject", Value: "inject-too-large"}}
+		case breaker:
+			m.Props = []storage.Property{{Key: "inject", Value: "inject-break"}}
+		}
+		return m
+	})
+	var logs bridgetest.Buffer
+	b := runKafka(t, Options{
+		Config: kafkaBridgeConfig(t, c.ListenAddrs(), `  - name: lake
+    kafka: {brokers: %s}
+    forward:
+      - {from: "sensors/#", topic: "telemetry", key: "{gateway_id}/{2}"}
+    batch: {max_messages: 100, max_delay: 5ms}
+    reconnect: {min: 10ms, max: 50ms}
+`),
+		GatewayID: kafkaGateway, Queue: qb, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	kafkaWait(t, 60*time.Second, "the drain", func() bool { return b.Stats().Pending == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if broke != 1 {
+		t.Fatalf("the breaking record's request held %d records, want it sent alone (1); is it in the range sent one at a time?", broke)
+	}
+	// One topic partition: once its batch is refused, nothing more of that
+	// session is written, and the messages before the breaking one are
+	// written once, alone, in the next.
+	var again []int
+	for i := culprit + 1; i < breaker; i++ {
+		if writtenAt[i] != 1 {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		t.Errorf("messages sent alone before the break, written since the refusal (want once each): %v (%v)", again, writtenAt)
+	}
+	if writtenAt[culprit] != 0 || writtenAt[breaker] != 1 {
+		t.Errorf("written since the refusal: the culprit %d times (want 0, dropped), the breaking message %d (want 1, resent)", writtenAt[culprit], writtenAt[breaker])
+	}
+	if !strings.Contains(logs.String(), "UNKNOWN_SERVER_ERROR") {
+		t.Errorf("the log does not name the error that broke the session:\n%s", logs.String())
+	}
+	if s := b.Stats(); s.Dropped[DropTooLarge] != 1 {
+		t.Errorf("stats %+v; want the culprit dropped as too large", s)
+	}
 }
 
 // TestKafkaSCRAM: SCRAM-SHA-512 against a cluster with one user. The
