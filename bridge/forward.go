@@ -49,7 +49,9 @@ type delivery interface {
 // link is one connected upstream session.
 type link interface {
 	// send hands m upstream. A *dropError means the message is not to be
-	// sent; any other error ends the session.
+	// sent; any other error ends the session, as a loss if lost is closed
+	// by then (errLinkLost, or an error of something the loss cut short):
+	// what is done is recorded.
 	send(m *storage.Message) (delivery, error)
 	// lost is closed when the session has ended.
 	lost() <-chan struct{}
@@ -302,9 +304,6 @@ func (f *forwarder) run(ctx context.Context, l link) error {
 						continue
 					}
 					if errors.Is(err, errLinkLost) || isClosed(l.lost()) {
-						// (A send that fails because a record in flight
-						// broke the link, such as a Flush cut short,
-						// goes the same way: what is done is recorded.)
 						return lost()
 					}
 					return err
@@ -566,12 +565,7 @@ func isDone(d delivery) bool {
 	if f, ok := d.(finisher); ok {
 		return f.finished()
 	}
-	select {
-	case <-d.Done():
-		return true
-	default:
-		return false
-	}
+	return isClosed(d.Done())
 }
 
 // pacer spaces sends to at most rate per second (0: unlimited), so that a
